@@ -1,0 +1,86 @@
+//! Opening an instance: the database, the admin token and, on first
+//! start, the demo source.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use switchyard_bundler::Artifacts;
+use switchyard_store::{ConfigStore, Source, SqliteStore};
+
+use crate::AppState;
+use crate::config::ServeConfig;
+
+pub const ADMIN_TOKEN_KEY: &str = "admin_token";
+pub const DEMO_SOURCE_KEY: &str = "demo_source_id";
+const DATABASE_FILE: &str = "switchyard.sqlite";
+
+/// Segment's snippet (5.x), loading from `origin` for `write_key`.
+pub fn snippet(write_key: &str, origin: &str) -> String {
+    include_str!("../../../web/snippet.js")
+        .replace("__HOST__", origin)
+        .replace("__WRITE_KEY__", write_key)
+        .trim_end()
+        .to_string()
+}
+
+/// What opening the instance did, for the start-up message.
+pub struct Opened {
+    pub state: AppState,
+    pub first_start: bool,
+    /// Set when the token was generated now and must be shown once.
+    pub new_admin_token: Option<String>,
+    pub demo: Option<Source>,
+    /// Why the browser library cannot be served, if it cannot.
+    pub artifacts_problem: Option<String>,
+}
+
+/// Opens (creating on first start) the instance in `config.data`.
+pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
+    let db = config.data.join(DATABASE_FILE);
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+
+    let first_start = store.meta(DEMO_SOURCE_KEY).await?.is_none();
+    let mut new_admin_token = None;
+    let admin_token = match &config.admin_token {
+        Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => match store.meta(ADMIN_TOKEN_KEY).await? {
+            Some(t) => t,
+            None => {
+                let t = switchyard_store::new_secret();
+                store.set_meta(ADMIN_TOKEN_KEY, &t).await?;
+                new_admin_token = Some(t.clone());
+                t
+            }
+        },
+    };
+    let demo = if first_start {
+        let source = store.create_source("Demo website").await?;
+        store.set_meta(DEMO_SOURCE_KEY, &source.id).await?;
+        Some(source)
+    } else {
+        None
+    };
+
+    let catalog = switchyard_destinations::catalog().context("destination catalog")?;
+    let artifacts = Artifacts::load(&config.bundles);
+    let artifacts_problem = artifacts.as_ref().err().map(ToString::to_string);
+    let store = Arc::new(store);
+    let state = AppState {
+        config: store.clone(),
+        events: store,
+        catalog: Arc::new(catalog),
+        artifacts: Arc::new(artifacts),
+        admin_token: admin_token.into(),
+        public_url: config.public_url.as_deref().map(Into::into),
+        loader_max_age: config.loader_max_age,
+    };
+    Ok(Opened {
+        state,
+        first_start,
+        new_admin_token,
+        demo,
+        artifacts_problem,
+    })
+}

@@ -1,0 +1,65 @@
+//! `switchyard`: the server and its command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchyard_server::boot;
+use switchyard_server::config::ServeConfig;
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Self-hosted customer-data router")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the tracking API, bundles, admin API and demo.
+    Serve(ServeConfig),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "switchyard=info,tower_http=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(config) => serve(config).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let opened = boot::open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let origin = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+
+    println!("Switchyard is serving at {origin}  (data: {})", config.data.display());
+    if let Some(problem) = &opened.artifacts_problem {
+        println!("warning: {problem}");
+    }
+    if let Some(token) = &opened.new_admin_token {
+        println!("\nAdmin token (shown once; keep it, or set SWITCHYARD_ADMIN_TOKEN):\n  {token}");
+    }
+    if let Some(demo) = &opened.demo {
+        println!("\nDemo source \"{}\"\n  write key: {}", demo.name, demo.write_key);
+        println!("\nSnippet:\n<script>\n{}\n</script>", boot::snippet(&demo.write_key, &origin));
+    }
+    println!("\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events");
+
+    let app = switchyard_server::app(opened.state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `cargo xtask <command>`: the project's own build and test driver.
+//!
+//! - `build-client`: builds the browser library for `wasm32-unknown-unknown`,
+//!   runs wasm-bindgen (as a library, the exact version the client links),
+//!   writes `bundles/` and prints the size report.
+//! - `run`: sets up what running needs, builds the client, starts
+//!   `switchyard serve` with the demo.
+//! - `test`: sets up what the tests need (Chromium, chromedriver, the
+//!   wasm-bindgen test runner), then runs every gate and every test.
+
+mod setup;
+mod size;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const CLIENT_PROFILE: &str = "wasm-release";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("build-client") => build_client(&root).map(drop),
+        Some("size") => size::report(&root.join("bundles")).map(|r| println!("{r}")),
+        Some("run") => run(&root, &args[1..]),
+        Some("test") => test(&root),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <build-client | size | run [serve flags] | test>\n\
+                 \n  build-client  build the browser library into bundles/ and print its size\n  \
+                 size          print the size report of bundles/\n  \
+                 run           set up, build, and start `switchyard serve` with the demo\n  \
+                 test          set up, then run every gate and every test"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command, failing with its command line if it fails.
+pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let line = format!("{cmd:?}");
+    eprintln!("$ {}", line.replace('"', ""));
+    let status = cmd.status().with_context(|| format!("cannot start {line}"))?;
+    if !status.success() {
+        bail!("failed ({status}): {line}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the browser library into `bundles/`.
+fn build_client(root: &Path) -> Result<PathBuf> {
+    setup::wasm_target()?;
+    run_cmd(cargo().args([
+        "build",
+        "--package",
+        "switchyard-client",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        CLIENT_PROFILE,
+    ]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let input = target_dir
+        .join(WASM_TARGET)
+        .join(CLIENT_PROFILE)
+        .join("switchyard_client.wasm");
+    let out = root.join("bundles");
+    std::fs::create_dir_all(&out)?;
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&input)
+        .out_name("switchyard")
+        .no_modules(true)?
+        .typescript(false)
+        .remove_producers_section(true)
+        .generate(&out)
+        .context("wasm-bindgen")?;
+    std::fs::copy(root.join("web/loader.js"), out.join("loader.js"))?;
+    println!("{}", size::report(&out)?);
+    Ok(out)
+}
+
+fn run(root: &Path, serve_args: &[String]) -> Result<()> {
+    build_client(root)?;
+    run_cmd(
+        cargo()
+            .args(["run", "--release", "--package", "switchyard-server", "--", "serve"])
+            .args(serve_args),
+    )
+}
+
+fn test(root: &Path) -> Result<()> {
+    setup::test_tools()?;
+    run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--package",
+        "switchyard-client",
+        "--target",
+        WASM_TARGET,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    build_client(root)?;
+    run_cmd(cargo().args(["test", "--workspace"]))?;
+    // In-browser unit tests: wasm-bindgen-test in headless Chromium.
+    run_cmd(
+        cargo()
+            .args(["test", "--package", "switchyard-client", "--target", WASM_TARGET])
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .env("CHROMEDRIVER", setup::CHROMEDRIVER),
+    )?;
+    println!("xtask test: every gate and every test passed");
+    Ok(())
+}

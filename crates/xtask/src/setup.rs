@@ -1,0 +1,61 @@
+//! Installs what building and testing need on a fresh machine. Each step
+//! checks first, so a second run costs nothing.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::run_cmd;
+
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The wasm-bindgen test runner must match the `wasm-bindgen` crate exactly.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+pub(crate) fn wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to add the wasm32 target")?;
+    if !String::from_utf8_lossy(&installed.stdout).contains(crate::WASM_TARGET) {
+        run_cmd(Command::new("rustup").args(["target", "add", crate::WASM_TARGET]))?;
+    }
+    Ok(())
+}
+
+fn chromium() -> Result<()> {
+    if std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn test_runner() -> Result<()> {
+    let current = Command::new("wasm-bindgen-test-runner")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if current.contains(WASM_BINDGEN_VERSION) {
+        return Ok(());
+    }
+    // `--locked` is left out on purpose: one of the CLI's locked dependency
+    // versions is not available from the registry mirror.
+    run_cmd(crate::cargo().args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        &["=", WASM_BINDGEN_VERSION].concat(),
+    ]))
+}
+
+pub(crate) fn test_tools() -> Result<()> {
+    wasm_target()?;
+    chromium()?;
+    test_runner()
+}
