@@ -45,11 +45,11 @@ impl SpecError {
                 field: at(field),
                 reason,
             },
-            SpecError::NotAnObject { what } => SpecError::NotAnObject {
-                what: at(what).trim_end_matches('.').to_string(),
+            SpecError::NotAnObject { .. } => SpecError::NotAnObject {
+                what: at(String::new()).trim_end_matches('.').to_string(),
             },
-            SpecError::TooLarge { what, size, limit } => SpecError::TooLarge {
-                what: at(what).trim_end_matches('.').to_string(),
+            SpecError::TooLarge { size, limit, .. } => SpecError::TooLarge {
+                what: at(String::new()).trim_end_matches('.').to_string(),
                 size,
                 limit,
             },
