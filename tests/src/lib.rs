@@ -1,1 +1,227 @@
-//! Helpers shared by the end-to-end suites: a server on a socket, chromedriver, pages.
+//! What the end-to-end suites share: a Switchyard server on a real socket
+//! with the real built browser library, a second origin serving test pages,
+//! and headless Chromium driven through chromedriver.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use switchyard_server::boot;
+use switchyard_server::config::ServeConfig;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The workspace's `bundles/`, where `cargo xtask build-client` puts the
+/// browser library.
+pub fn bundles_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bundles")
+}
+
+/// A Switchyard server, as `switchyard serve` runs it, on a free port.
+pub struct Server {
+    pub origin: String,
+    pub admin_token: String,
+    pub demo_write_key: String,
+    pub demo_source_id: String,
+    http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Result<Server> {
+        let data = tempfile::tempdir()?;
+        let config = ServeConfig {
+            addr: "127.0.0.1:0".parse()?,
+            data: data.path().to_path_buf(),
+            admin_token: None,
+            bundles: bundles_dir(),
+            public_url: None,
+            loader_max_age: 60,
+        };
+        let opened = boot::open(&config).await?;
+        if let Some(problem) = opened.artifacts_problem {
+            bail!("{problem}");
+        }
+        let demo = opened.demo.context("first start made no demo source")?;
+        let admin_token = opened.new_admin_token.context("first start made no admin token")?;
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let app = switchyard_server::app(opened.state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Server {
+            origin: ["http://", &addr.to_string()].concat(),
+            admin_token,
+            demo_write_key: demo.write_key,
+            demo_source_id: demo.id,
+            http: reqwest::Client::new(),
+            _data: data,
+        })
+    }
+
+    /// `GET /api/...` with the admin token.
+    pub async fn api(&self, path: &str) -> Result<Value> {
+        let r = self
+            .http
+            .get([&self.origin, "/api", path].concat())
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("GET /api{path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until `/api/events` holds an event `matches` accepts.
+    pub async fn wait_for_event(&self, matches: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = self.api("/events?limit=1000").await?;
+            if let Some(e) = events.as_array().into_iter().flatten().find(|e| matches(e)) {
+                return Ok(e.clone());
+            }
+            if Instant::now() > deadline {
+                bail!("no matching event arrived; the log holds {events}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Segment's snippet (5.x) for a write key, loading from this server.
+    pub fn snippet(&self, write_key: &str) -> String {
+        boot::snippet(write_key, &self.origin)
+    }
+}
+
+/// A second origin that serves whatever pages a test registers, so the
+/// library runs cross-origin as it does on a customer's site.
+pub struct Site {
+    pub origin: String,
+    pages: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+impl Site {
+    pub async fn start() -> Result<Site> {
+        use axum::extract::{Path, State};
+        use axum::response::Html;
+        type Pages = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>;
+        let pages: Pages = Default::default();
+        let app = axum::Router::new()
+            .route(
+                "/{page}",
+                axum::routing::get(|State(pages): State<Pages>, Path(page): Path<String>| async move {
+                    let html = pages.lock().unwrap().get(&page).cloned().unwrap_or_default();
+                    Html(html)
+                }),
+            )
+            .with_state(pages.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // `localhost` rather than the server's 127.0.0.1: another origin.
+        Ok(Site {
+            origin: ["http://localhost:", &addr.port().to_string()].concat(),
+            pages,
+        })
+    }
+
+    /// Serves `html` at `/{name}` and returns its URL.
+    pub fn page(&self, name: &str, html: &str) -> String {
+        self.pages.lock().unwrap().insert(name.to_string(), html.to_string());
+        [&self.origin, "/", name].concat()
+    }
+}
+
+/// Headless Chromium through chromedriver; both end with this value.
+pub struct Browser {
+    pub client: fantoccini::Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Browser {
+    pub async fn start() -> Result<Browser> {
+        let port = free_port()?;
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(["--port=", &port.to_string()].concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {CHROMEDRIVER}: run `cargo xtask test`, which installs it"))?;
+        let profile = tempfile::tempdir()?;
+        let profile_arg = ["--user-data-dir=", &profile.path().to_string_lossy()].concat();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    profile_arg,
+                ]
+            }),
+        );
+        let url = ["http://127.0.0.1:", &port.to_string()].concat();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => bail!("chromedriver did not start: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Ok(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// Evaluates `script` (a function body) in the page.
+    pub async fn eval(&self, script: &str) -> Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// Waits until `condition` (a JS expression) is true in the page.
+    pub async fn wait_until(&self, condition: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let script = ["return !!(", condition, ");"].concat();
+        while self.eval(&script).await? != Value::Bool(true) {
+            if Instant::now() > deadline {
+                bail!("timed out waiting for `{condition}`");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn close(mut self) -> Result<()> {
+        let result = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        Ok(result?)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
