@@ -47,7 +47,9 @@ impl Server {
             bail!("{problem}");
         }
         let demo = opened.demo.context("first start made no demo source")?;
-        let admin_token = opened.new_admin_token.context("first start made no admin token")?;
+        let admin_token = opened
+            .new_admin_token
+            .context("first start made no admin token")?;
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let app = switchyard_server::app(opened.state);
@@ -115,10 +117,17 @@ impl Site {
         let app = axum::Router::new()
             .route(
                 "/{page}",
-                axum::routing::get(|State(pages): State<Pages>, Path(page): Path<String>| async move {
-                    let html = pages.lock().unwrap().get(&page).cloned().unwrap_or_default();
-                    Html(html)
-                }),
+                axum::routing::get(
+                    |State(pages): State<Pages>, Path(page): Path<String>| async move {
+                        let html = pages
+                            .lock()
+                            .unwrap()
+                            .get(&page)
+                            .cloned()
+                            .unwrap_or_default();
+                        Html(html)
+                    },
+                ),
             )
             .with_state(pages.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -133,7 +142,10 @@ impl Site {
 
     /// Serves `html` at `/{name}` and returns its URL.
     pub fn page(&self, name: &str, html: &str) -> String {
-        self.pages.lock().unwrap().insert(name.to_string(), html.to_string());
+        self.pages
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), html.to_string());
         [&self.origin, "/", name].concat()
     }
 }
@@ -146,7 +158,9 @@ pub struct Browser {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Browser {
@@ -157,7 +171,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("cannot start {CHROMEDRIVER}: run `cargo xtask test`, which installs it"))?;
+            .with_context(|| {
+                format!("cannot start {CHROMEDRIVER}: run `cargo xtask test`, which installs it")
+            })?;
         let profile = tempfile::tempdir()?;
         let profile_arg = ["--user-data-dir=", &profile.path().to_string_lossy()].concat();
         let mut caps = serde_json::Map::new();

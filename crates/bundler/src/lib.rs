@@ -19,9 +19,7 @@ const CONFIG_PLACEHOLDER: &str = "__SWITCHYARD_CONFIG__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error(
-        "the browser library is not built ({path}: {cause}); run `cargo xtask build-client`"
-    )]
+    #[error("the browser library is not built ({path}: {cause}); run `cargo xtask build-client`")]
     Missing { path: PathBuf, cause: String },
     #[error("the loader template has no {CONFIG_PLACEHOLDER} placeholder")]
     Template,
@@ -182,6 +180,9 @@ mod tests {
     fn missing_artifacts_say_how_to_build_them() {
         let dir = tempfile::tempdir().unwrap();
         let err = Artifacts::load(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("cargo xtask build-client"), "{err}");
+        assert!(
+            err.to_string().contains("cargo xtask build-client"),
+            "{err}"
+        );
     }
 }

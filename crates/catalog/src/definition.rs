@@ -153,7 +153,11 @@ pub struct Definition {
 }
 
 impl Definition {
-    pub(crate) fn parse(slug: &str, manifest: &str, logo: &str) -> Result<Definition, CatalogError> {
+    pub(crate) fn parse(
+        slug: &str,
+        manifest: &str,
+        logo: &str,
+    ) -> Result<Definition, CatalogError> {
         let err = |message: String| CatalogError::Manifest {
             slug: slug.to_string(),
             message,
@@ -172,7 +176,9 @@ impl Definition {
         }
         for s in &def.settings {
             if s.kind == SettingType::Select && s.choices.is_empty() {
-                return Err(err(["setting `", &s.key, "` is a select without choices"].concat()));
+                return Err(err(
+                    ["setting `", &s.key, "` is a select without choices"].concat()
+                ));
             }
         }
         Ok(def)

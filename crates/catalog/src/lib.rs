@@ -39,7 +39,7 @@ impl Catalog {
             }
             destinations.push(def);
         }
-        destinations.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        destinations.sort_by_key(|d| d.name.to_lowercase());
         Ok(Catalog { destinations })
     }
 
@@ -54,7 +54,9 @@ impl Catalog {
     /// Destinations whose name, slug, description or category contains
     /// `query` (case-insensitive), optionally in one category.
     pub fn search(&self, query: Option<&str>, category: Option<&str>) -> Vec<&Definition> {
-        let query = query.map(str::to_lowercase).filter(|q| !q.trim().is_empty());
+        let query = query
+            .map(str::to_lowercase)
+            .filter(|q| !q.trim().is_empty());
         self.destinations
             .iter()
             .filter(|d| category.is_none_or(|c| d.categories.iter().any(|k| k.matches(c))))

@@ -66,15 +66,44 @@ fn valid_settings_get_defaults() {
 fn each_invalid_setting_is_named() {
     for (mode, settings, field, reason) in [
         (Mode::Device, json!({}), "apiKey", "is required"),
-        (Mode::Device, json!({"apiKey": "  "}), "apiKey", "is required"),
-        (Mode::Device, json!({"apiKey": "xyz"}), "apiKey", "is not in the expected format: 32 hexadecimal characters."),
+        (
+            Mode::Device,
+            json!({"apiKey": "  "}),
+            "apiKey",
+            "is required",
+        ),
+        (
+            Mode::Device,
+            json!({"apiKey": "xyz"}),
+            "apiKey",
+            "is not in the expected format: 32 hexadecimal characters.",
+        ),
         (Mode::Device, json!({"apiKey": 5}), "apiKey", "must be text"),
         (Mode::Cloud, json!({"apiKey": KEY}), "secret", "is required"),
-        (Mode::Device, json!({"apiKey": KEY, "region": "mars"}), "region", "must be one of: us, eu"),
-        (Mode::Device, json!({"apiKey": KEY, "events": "a"}), "events", "must be a list of text values"),
-        (Mode::Device, json!({"apiKey": KEY, "typo": 1}), "typo", "is not a setting of Example"),
+        (
+            Mode::Device,
+            json!({"apiKey": KEY, "region": "mars"}),
+            "region",
+            "must be one of: us, eu",
+        ),
+        (
+            Mode::Device,
+            json!({"apiKey": KEY, "events": "a"}),
+            "events",
+            "must be a list of text values",
+        ),
+        (
+            Mode::Device,
+            json!({"apiKey": KEY, "typo": 1}),
+            "typo",
+            "is not a setting of Example",
+        ),
     ] {
-        assert_eq!(check(mode, settings.clone()), Err((field.to_string(), reason.to_string())), "{settings}");
+        assert_eq!(
+            check(mode, settings.clone()),
+            Err((field.to_string(), reason.to_string())),
+            "{settings}"
+        );
     }
 }
 
@@ -88,8 +117,16 @@ fn broken_manifests_are_refused_with_the_slug() {
     for (manifest, logo, want) in [
         ("name = 1", LOGO, "manifest of `bad`"),
         (MANIFEST, "<png>", "logo is not an SVG"),
-        (&MANIFEST.replace("categories = [\"Analytics\"]", "categories = []"), LOGO, "no category"),
-        (&MANIFEST.replace("categories = [\"Analytics\"]", "categories = [\"Games\"]"), LOGO, "manifest of `bad`"),
+        (
+            &MANIFEST.replace("categories = [\"Analytics\"]", "categories = []"),
+            LOGO,
+            "no category",
+        ),
+        (
+            &MANIFEST.replace("categories = [\"Analytics\"]", "categories = [\"Games\"]"),
+            LOGO,
+            "manifest of `bad`",
+        ),
     ] {
         let err = Catalog::from_manifests([("bad", manifest, logo)]).unwrap_err();
         assert!(err.to_string().contains(want), "{err}");

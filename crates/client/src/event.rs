@@ -49,10 +49,11 @@ impl Identity {
 pub(crate) fn page_context(buffered: Option<&BufferedPage>) -> Object {
     let live = browser::page_context();
     if let Some(b) = buffered {
-        let url = b
-            .canonical
-            .clone()
-            .or_else(|| b.url.as_ref().map(|u| u.split('#').next().unwrap_or_default().to_string()));
+        let url = b.canonical.clone().or_else(|| {
+            b.url
+                .as_ref()
+                .map(|u| u.split('#').next().unwrap_or_default().to_string())
+        });
         for (key, value) in [
             ("path", &b.path),
             ("referrer", &b.referrer),
@@ -76,7 +77,10 @@ fn base(kind: &str, identity: &Identity, page: &Object, options: Option<&Object>
     set(
         &ev,
         "userId",
-        &identity.user_id().map(JsValue::from_str).unwrap_or(JsValue::NULL),
+        &identity
+            .user_id()
+            .map(JsValue::from_str)
+            .unwrap_or(JsValue::NULL),
     );
     set_str(&ev, "timestamp", &browser::now_iso());
 
@@ -118,7 +122,10 @@ pub(crate) fn identify(identity: &Identity, i: &Identify, page: &Object) -> Obje
 pub(crate) fn page(identity: &Identity, p: &Page, page: &Object) -> Object {
     let ev = base("page", identity, page, p.options.as_ref());
     // Properties start from the page context; the caller's win.
-    let properties = Object::assign(&copy_or_new(Some(page)), &copy_or_new(p.properties.as_ref()));
+    let properties = Object::assign(
+        &copy_or_new(Some(page)),
+        &copy_or_new(p.properties.as_ref()),
+    );
     if let Some(name) = &p.name {
         set_str(&ev, "name", name);
         set_str(&properties, "name", name);

@@ -11,7 +11,11 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn document() -> web_sys::HtmlDocument {
-    web_sys::window().unwrap().document().unwrap().unchecked_into()
+    web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .unchecked_into()
 }
 
 fn storage() -> web_sys::Storage {
@@ -20,17 +24,22 @@ fn storage() -> web_sys::Storage {
 
 fn clear_identity() {
     for name in ["ajs_anonymous_id", "ajs_user_id"] {
-        document().set_cookie(&[name, "=; path=/; max-age=0"].concat()).unwrap();
+        document()
+            .set_cookie(&[name, "=; path=/; max-age=0"].concat())
+            .unwrap();
         storage().remove_item(name).unwrap();
     }
 }
 
 fn get(v: &JsValue, path: &str) -> JsValue {
-    path.split('.').fold(v.clone(), |v, k| Reflect::get(&v, &k.into()).unwrap())
+    path.split('.')
+        .fold(v.clone(), |v, k| Reflect::get(&v, &k.into()).unwrap())
 }
 
 fn s(v: &JsValue, path: &str) -> String {
-    get(v, path).as_string().unwrap_or_else(|| panic!("{path} is not a string"))
+    get(v, path)
+        .as_string()
+        .unwrap_or_else(|| panic!("{path} is not a string"))
 }
 
 fn args(values: &[JsValue]) -> Array {
@@ -42,7 +51,8 @@ fn obj(json: &str) -> JsValue {
 }
 
 fn build(a: &mut Analytics, method: &str, values: &[JsValue]) -> (&'static str, Object) {
-    a.build(method, &args(values)).unwrap_or_else(|| panic!("{method} built nothing"))
+    a.build(method, &args(values))
+        .unwrap_or_else(|| panic!("{method} built nothing"))
 }
 
 #[wasm_bindgen_test]
@@ -52,12 +62,22 @@ fn anonymous_id_is_a_uuid_kept_in_cookie_and_local_storage() {
     let id = first.anonymous_id().to_string();
     assert_eq!(id.len(), 36);
     assert_eq!(&id[14..15], "4");
-    assert!(document().cookie().unwrap().contains(&["ajs_anonymous_id=", &id].concat()));
-    assert_eq!(storage().get_item("ajs_anonymous_id").unwrap(), Some(["\"", &id, "\""].concat()));
+    assert!(
+        document()
+            .cookie()
+            .unwrap()
+            .contains(&["ajs_anonymous_id=", &id].concat())
+    );
+    assert_eq!(
+        storage().get_item("ajs_anonymous_id").unwrap(),
+        Some(["\"", &id, "\""].concat())
+    );
     assert_eq!(Identity::load().anonymous_id(), id);
 
     // Either store alone restores it.
-    document().set_cookie("ajs_anonymous_id=; path=/; max-age=0").unwrap();
+    document()
+        .set_cookie("ajs_anonymous_id=; path=/; max-age=0")
+        .unwrap();
     assert_eq!(Identity::load().anonymous_id(), id);
     storage().remove_item("ajs_anonymous_id").unwrap();
     assert_eq!(Identity::load().anonymous_id(), id);
@@ -69,8 +89,12 @@ fn anonymous_id_is_a_uuid_kept_in_cookie_and_local_storage() {
 fn ids_stored_by_segment_libraries_are_kept() {
     clear_identity();
     // analytics.js classic wrote JSON-encoded, URI-encoded cookies.
-    document().set_cookie("ajs_anonymous_id=%22seg-anon-1%22; path=/").unwrap();
-    document().set_cookie("ajs_user_id=%22seg-user-1%22; path=/").unwrap();
+    document()
+        .set_cookie("ajs_anonymous_id=%22seg-anon-1%22; path=/")
+        .unwrap();
+    document()
+        .set_cookie("ajs_user_id=%22seg-user-1%22; path=/")
+        .unwrap();
     let identity = Identity::load();
     assert_eq!(identity.anonymous_id(), "seg-anon-1");
     assert_eq!(identity.user_id(), Some("seg-user-1"));
@@ -94,7 +118,17 @@ fn track_payload() {
     assert!(s(&ev, "timestamp").ends_with('Z'));
     assert_eq!(s(&ev, "context.library.name"), "switchyard.js");
     assert!(s(&ev, "context.userAgent").contains("Chrome"));
-    assert_eq!(s(&ev, "context.page.url"), web_sys::window().unwrap().location().href().unwrap().split('#').next().unwrap());
+    assert_eq!(
+        s(&ev, "context.page.url"),
+        web_sys::window()
+            .unwrap()
+            .location()
+            .href()
+            .unwrap()
+            .split('#')
+            .next()
+            .unwrap()
+    );
     // The caller's object is copied, not kept.
     Reflect::set(&props, &"revenue".into(), &1.into()).unwrap();
     assert_eq!(get(&ev, "properties.revenue").as_f64(), Some(12.5));
@@ -114,7 +148,11 @@ fn options_integrations_are_carried() {
     let (_, ev) = build(
         &mut a,
         "track",
-        &["E".into(), obj("{}"), obj(r#"{"integrations": {"All": false, "Mixpanel": true}}"#)],
+        &[
+            "E".into(),
+            obj("{}"),
+            obj(r#"{"integrations": {"All": false, "Mixpanel": true}}"#),
+        ],
     );
     assert_eq!(get(&ev, "integrations.All").as_bool(), Some(false));
     assert_eq!(get(&ev, "integrations.Mixpanel").as_bool(), Some(true));
@@ -123,7 +161,9 @@ fn options_integrations_are_carried() {
 #[wasm_bindgen_test]
 fn snippet_buffered_page_context_wins_over_the_live_page() {
     let mut a = Analytics::new("WK".into(), String::new());
-    let bpc = obj(r#"{"__t": "bpc", "p": "/then", "u": "https://shop.example/then?x=1#top", "s": "?x=1", "t": "Then", "r": "https://ref.example/"}"#);
+    let bpc = obj(
+        r#"{"__t": "bpc", "p": "/then", "u": "https://shop.example/then?x=1#top", "s": "?x=1", "t": "Then", "r": "https://ref.example/"}"#,
+    );
     let callback = js_sys::Function::new_no_args("");
     let (_, ev) = build(&mut a, "track", &["E".into(), callback.into(), bpc]);
     assert_eq!(s(&ev, "context.page.path"), "/then");
@@ -137,7 +177,11 @@ fn snippet_buffered_page_context_wins_over_the_live_page() {
 #[wasm_bindgen_test]
 fn page_argument_shapes() {
     let mut a = Analytics::new("WK".into(), String::new());
-    let (path, ev) = build(&mut a, "page", &["Docs".into(), "Intro".into(), obj(r#"{"a": 1}"#)]);
+    let (path, ev) = build(
+        &mut a,
+        "page",
+        &["Docs".into(), "Intro".into(), obj(r#"{"a": 1}"#)],
+    );
     assert_eq!(path, "p");
     assert_eq!(s(&ev, "category"), "Docs");
     assert_eq!(s(&ev, "name"), "Intro");
@@ -163,7 +207,11 @@ fn identify_argument_shapes_and_user_id_persistence() {
     assert_eq!(s(&ev, "traits.email"), "a@b.c");
     assert!(get(&ev, "userId").is_null());
 
-    let (_, ev) = build(&mut a, "identify", &[JsValue::from(42), obj(r#"{"plan": "pro"}"#)]);
+    let (_, ev) = build(
+        &mut a,
+        "identify",
+        &[JsValue::from(42), obj(r#"{"plan": "pro"}"#)],
+    );
     assert_eq!(s(&ev, "userId"), "42");
     assert_eq!(s(&ev, "traits.plan"), "pro");
     assert_eq!(a.identity().user_id(), Some("42"));

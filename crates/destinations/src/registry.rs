@@ -14,10 +14,7 @@ macro_rules! destination {
 }
 
 /// Every destination: one line each.
-pub const REGISTRY: &[Entry] = &[
-    destination!(mixpanel),
-    destination!(webhook),
-];
+pub const REGISTRY: &[Entry] = &[destination!(mixpanel), destination!(webhook)];
 
 /// The catalog built from every registered destination.
 pub fn catalog() -> Result<Catalog, CatalogError> {

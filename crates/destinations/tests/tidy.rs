@@ -19,7 +19,10 @@ fn folders() -> Vec<String> {
 
 #[test]
 fn every_folder_is_registered_once_and_every_entry_has_a_folder() {
-    let mut registered: Vec<String> = REGISTRY.iter().map(|(slug, _, _)| slug.to_string()).collect();
+    let mut registered: Vec<String> = REGISTRY
+        .iter()
+        .map(|(slug, _, _)| slug.to_string())
+        .collect();
     registered.sort();
     assert_eq!(folders(), registered);
 }
@@ -29,7 +32,10 @@ fn every_folder_has_a_manifest_and_a_logo() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     for folder in folders() {
         for part in ["manifest.toml", "logo.svg"] {
-            assert!(src.join(&folder).join(part).is_file(), "{folder} has no {part}");
+            assert!(
+                src.join(&folder).join(part).is_file(),
+                "{folder} has no {part}"
+            );
         }
     }
 }
@@ -38,9 +44,17 @@ fn every_folder_has_a_manifest_and_a_logo() {
 fn the_catalog_loads_and_search_finds_by_name_and_category() {
     let catalog = catalog().unwrap();
     assert_eq!(catalog.all().len(), REGISTRY.len());
-    let found: Vec<_> = catalog.search(Some("mixp"), None).iter().map(|d| d.slug.clone()).collect();
+    let found: Vec<_> = catalog
+        .search(Some("mixp"), None)
+        .iter()
+        .map(|d| d.slug.clone())
+        .collect();
     assert_eq!(found, ["mixpanel"]);
-    let raw: Vec<_> = catalog.search(None, Some("raw data")).iter().map(|d| d.slug.clone()).collect();
+    let raw: Vec<_> = catalog
+        .search(None, Some("raw data"))
+        .iter()
+        .map(|d| d.slug.clone())
+        .collect();
     assert_eq!(raw, ["webhook"]);
     assert!(catalog.search(Some("no such tool"), None).is_empty());
 }

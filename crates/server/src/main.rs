@@ -6,7 +6,11 @@ use switchyard_server::boot;
 use switchyard_server::config::ServeConfig;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Self-hosted customer-data router")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Self-hosted customer-data router"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
-    println!("Switchyard is serving at {origin}  (data: {})", config.data.display());
+    println!(
+        "Switchyard is serving at {origin}  (data: {})",
+        config.data.display()
+    );
     if let Some(problem) = &opened.artifacts_problem {
         println!("warning: {problem}");
     }
@@ -50,10 +57,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         println!("\nAdmin token (shown once; keep it, or set SWITCHYARD_ADMIN_TOKEN):\n  {token}");
     }
     if let Some(demo) = &opened.demo {
-        println!("\nDemo source \"{}\"\n  write key: {}", demo.name, demo.write_key);
-        println!("\nSnippet:\n<script>\n{}\n</script>", boot::snippet(&demo.write_key, &origin));
+        println!(
+            "\nDemo source \"{}\"\n  write key: {}",
+            demo.name, demo.write_key
+        );
+        println!(
+            "\nSnippet:\n<script>\n{}\n</script>",
+            boot::snippet(&demo.write_key, &origin)
+        );
     }
-    println!("\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events");
+    println!(
+        "\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events"
+    );
 
     let app = switchyard_server::app(opened.state);
     axum::serve(listener, app)

@@ -11,7 +11,12 @@ use serde_json::{Value, json};
 async fn every_api_call_needs_the_admin_token() {
     let t = TestApp::new().await;
     let key = t.source.write_key.clone();
-    for uri in ["/api/sources", "/api/events", "/api/catalog/destinations", "/api/nothing"] {
+    for uri in [
+        "/api/sources",
+        "/api/events",
+        "/api/catalog/destinations",
+        "/api/nothing",
+    ] {
         for auth in [
             None,
             Some("Bearer wrong".to_string()),
@@ -29,24 +34,46 @@ async fn every_api_call_needs_the_admin_token() {
             assert!(r.json()["error"].as_str().unwrap().contains("admin token"));
         }
     }
-    let denied = t.send(Request::post("/api/sources").body(Body::from("{\"name\":\"x\"}")).unwrap()).await;
+    let denied = t
+        .send(
+            Request::post("/api/sources")
+                .body(Body::from("{\"name\":\"x\"}"))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.admin_get("/api/sources").await.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.admin_get("/api/sources")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn sources_are_created_listed_and_fetched() {
     let t = TestApp::new().await;
-    let r = t.admin_post("/api/sources", r#"{"name": "  Blog  "}"#).await;
+    let r = t
+        .admin_post("/api/sources", r#"{"name": "  Blog  "}"#)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let created = r.json();
     assert_eq!(created["name"], "Blog");
     assert_eq!(created["write_key"].as_str().unwrap().len(), 32);
     let id = created["id"].as_str().unwrap();
-    assert_eq!(t.admin_get(&["/api/sources/", id].concat()).await.json(), created);
+    assert_eq!(
+        t.admin_get(&["/api/sources/", id].concat()).await.json(),
+        created
+    );
     let list = t.admin_get("/api/sources").await.json();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert_eq!(t.admin_get("/api/sources/src_nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.admin_get("/api/sources/src_nope").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -57,13 +84,25 @@ async fn bad_source_bodies_are_refused() {
         ("{", StatusCode::BAD_REQUEST, "JSON"),
         ("[]", StatusCode::BAD_REQUEST, "JSON"),
         ("{}", StatusCode::BAD_REQUEST, "`name` is required"),
-        (r#"{"name": "   "}"#, StatusCode::BAD_REQUEST, "`name` is required"),
+        (
+            r#"{"name": "   "}"#,
+            StatusCode::BAD_REQUEST,
+            "`name` is required",
+        ),
         (r#"{"name": 5}"#, StatusCode::BAD_REQUEST, "JSON"),
-        (long.as_str(), StatusCode::BAD_REQUEST, "at most 200 characters"),
+        (
+            long.as_str(),
+            StatusCode::BAD_REQUEST,
+            "at most 200 characters",
+        ),
     ] {
         let r = t.admin_post("/api/sources", body).await;
         assert_eq!(r.status, status, "{body}");
-        assert!(r.json()["error"].as_str().unwrap().contains(error), "{body}: {}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(error),
+            "{body}: {}",
+            r.text()
+        );
     }
     let no_type = t
         .send(
@@ -74,8 +113,21 @@ async fn bad_source_bodies_are_refused() {
         )
         .await;
     assert_eq!(no_type.status, StatusCode::BAD_REQUEST);
-    assert!(no_type.json()["error"].as_str().unwrap().contains("Content-Type"));
-    assert_eq!(t.admin_get("/api/sources").await.json().as_array().unwrap().len(), 1);
+    assert!(
+        no_type.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type")
+    );
+    assert_eq!(
+        t.admin_get("/api/sources")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -85,34 +137,58 @@ async fn events_are_listed_newest_first_per_source_with_a_limit() {
     for i in 0..3 {
         let name = ["E", &i.to_string()].concat();
         let body = json!({"event": name, "userId": "u"});
-        assert_eq!(t.track("/v1/track", body.to_string()).await.status, StatusCode::OK);
+        assert_eq!(
+            t.track("/v1/track", body.to_string()).await.status,
+            StatusCode::OK
+        );
     }
     let r = t
         .send(
             Request::post("/v1/track")
                 .header("authorization", basic(&other.write_key))
-                .body(Body::from(json!({"event": "Other", "userId": "u"}).to_string()))
+                .body(Body::from(
+                    json!({"event": "Other", "userId": "u"}).to_string(),
+                ))
                 .unwrap(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
 
     let all = t.admin_get("/api/events").await.json();
-    let names: Vec<&str> = all.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["Other", "E2", "E1", "E0"]);
-    let mine = t.admin_get(&["/api/events?source=", &t.source.id, "&limit=2"].concat()).await.json();
-    let names: Vec<&str> = mine.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let mine = t
+        .admin_get(&["/api/events?source=", &t.source.id, "&limit=2"].concat())
+        .await
+        .json();
+    let names: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["E2", "E1"]);
     for e in mine.as_array().unwrap() {
         for field in ["type", "messageId", "receivedAt", "timestamp", "userId"] {
-            assert!(e.get(field).is_some_and(|v| !v.is_null()), "{field} missing in {e}");
+            assert!(
+                e.get(field).is_some_and(|v| !v.is_null()),
+                "{field} missing in {e}"
+            );
         }
     }
     for bad in ["limit=0", "limit=1001", "limit=abc", "limit=-1"] {
         let r = t.admin_get(&["/api/events?", bad].concat()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
-    assert_eq!(t.admin_get("/api/events?source=src_nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.admin_get("/api/events?source=src_nope").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -120,14 +196,30 @@ async fn catalog_search_by_query_and_category() {
     let t = TestApp::new().await;
     let all = t.admin_get("/api/catalog/destinations").await.json();
     assert!(all.as_array().unwrap().len() >= 2);
-    let mixpanel = t.admin_get("/api/catalog/destinations?q=mixpanel").await.json();
+    let mixpanel = t
+        .admin_get("/api/catalog/destinations?q=mixpanel")
+        .await
+        .json();
     let m = &mixpanel[0];
     assert_eq!(m["slug"], "mixpanel");
     assert_eq!(m["categories"], json!(["Analytics"]));
-    assert!(m["methods"]["device"].as_array().unwrap().contains(&Value::from("track")));
-    let token = m["settings"].as_array().unwrap().iter().find(|s| s["key"] == "token").unwrap();
+    assert!(
+        m["methods"]["device"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("track"))
+    );
+    let token = m["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "token")
+        .unwrap();
     assert_eq!(token["required"], true);
-    let raw = t.admin_get("/api/catalog/destinations?category=Raw%20Data").await.json();
+    let raw = t
+        .admin_get("/api/catalog/destinations?category=Raw%20Data")
+        .await
+        .json();
     assert_eq!(raw.as_array().unwrap().len(), 1);
     assert_eq!(raw[0]["slug"], "webhook");
 }

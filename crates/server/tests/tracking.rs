@@ -37,7 +37,10 @@ async fn every_call_and_short_form_is_stored() {
     let mut types: Vec<&str> = stored.iter().map(|e| e["type"].as_str().unwrap()).collect();
     types.sort();
     types.dedup();
-    assert_eq!(types, ["alias", "group", "identify", "page", "screen", "track"]);
+    assert_eq!(
+        types,
+        ["alias", "group", "identify", "page", "screen", "track"]
+    );
 }
 
 #[tokio::test]
@@ -54,7 +57,10 @@ async fn write_key_in_the_body_and_text_plain_as_browsers_send() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let stored = t.stored_events().await;
-    assert!(stored[0].get("writeKey").is_none(), "the write key is not stored with the event");
+    assert!(
+        stored[0].get("writeKey").is_none(),
+        "the write key is not stored with the event"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +92,10 @@ async fn batches_with_write_key_in_body_and_gzip() {
 async fn a_retried_message_is_stored_once() {
     let t = TestApp::new().await;
     let body = json!({"event": "E", "userId": "u", "messageId": "same"}).to_string();
-    assert_eq!(t.track("/v1/track", body.clone()).await.status, StatusCode::OK);
+    assert_eq!(
+        t.track("/v1/track", body.clone()).await.status,
+        StatusCode::OK
+    );
     assert_eq!(t.track("/v1/track", body).await.status, StatusCode::OK);
     assert_eq!(t.stored().await, 1);
 }
@@ -99,7 +108,10 @@ async fn preflight_allows_the_headers_segment_libraries_send() {
             Request::options("/v1/t")
                 .header("origin", "https://shop.example")
                 .header("access-control-request-method", "POST")
-                .header("access-control-request-headers", "authorization,content-type,x-retry-count")
+                .header(
+                    "access-control-request-headers",
+                    "authorization,content-type,x-retry-count",
+                )
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -147,7 +159,9 @@ async fn bad_input_is_refused_with_a_reason_and_stores_nothing() {
         status,
         error,
     };
-    let ok_track = json!({"event": "E", "userId": "u"}).to_string().into_bytes();
+    let ok_track = json!({"event": "E", "userId": "u"})
+        .to_string()
+        .into_bytes();
     let cases = vec![
         case("malformed JSON", "/v1/track", Some(basic(&key)), b"{\"event\": \"E\",".to_vec(), StatusCode::BAD_REQUEST, "not valid JSON"),
         case("no write key", "/v1/track", None, ok_track.clone(), StatusCode::UNAUTHORIZED, "no write key"),
@@ -175,7 +189,12 @@ async fn bad_input_is_refused_with_a_reason_and_stores_nothing() {
         let r = t.send(req.body(Body::from(c.body)).unwrap()).await;
         assert_eq!(r.status, c.status, "{}: {}", c.name, r.text());
         let error = r.json()["error"].as_str().unwrap_or_default().to_string();
-        assert!(error.contains(c.error), "{}: error `{error}` lacks `{}`", c.name, c.error);
+        assert!(
+            error.contains(c.error),
+            "{}: error `{error}` lacks `{}`",
+            c.name,
+            c.error
+        );
     }
     assert_eq!(t.stored().await, 0, "a refused request stored something");
     // Still serving, and still storing.
@@ -187,7 +206,9 @@ async fn bad_input_is_refused_with_a_reason_and_stores_nothing() {
 #[tokio::test]
 async fn the_field_at_fault_is_named() {
     let t = TestApp::new().await;
-    let r = t.track("/v1/group", json!({"userId": "u"}).to_string()).await;
+    let r = t
+        .track("/v1/group", json!({"userId": "u"}).to_string())
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["field"], Value::from("groupId"));
 }

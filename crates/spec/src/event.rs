@@ -215,7 +215,11 @@ fn identity(map: &Map<String, Value>, field: &str) -> Result<Option<()>, SpecErr
     }
 }
 
-fn required_string(map: &Map<String, Value>, field: &str, hint: &'static str) -> Result<(), SpecError> {
+fn required_string(
+    map: &Map<String, Value>,
+    field: &str,
+    hint: &'static str,
+) -> Result<(), SpecError> {
     match map.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
         Some(Value::Number(_)) if field != "event" => Ok(()),

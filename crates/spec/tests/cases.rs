@@ -19,8 +19,7 @@ fn parse(call: &str, body: &[u8]) -> Result<Vec<Normalized>, SpecError> {
 
 #[test]
 fn cases() {
-    let cases: Vec<Value> =
-        serde_json::from_str(include_str!("../testdata/cases.json")).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(include_str!("../testdata/cases.json")).unwrap();
     assert!(cases.len() > 30);
     for case in cases {
         let name = case["name"].as_str().unwrap();
@@ -49,8 +48,15 @@ fn cases() {
                 Ok(_) => panic!("{name}: accepted, expected `{want}`"),
                 Err(e) => e,
             };
-            assert!(err.to_string().contains(want), "{name}: got `{err}`, expected `{want}`");
-            assert_eq!(err.field(), case["field"].as_str(), "{name}: field of `{err}`");
+            assert!(
+                err.to_string().contains(want),
+                "{name}: got `{err}`, expected `{want}`"
+            );
+            assert_eq!(
+                err.field(),
+                case["field"].as_str(),
+                "{name}: field of `{err}`"
+            );
         }
     }
 }
@@ -74,7 +80,10 @@ fn timestamp_is_corrected_for_client_clock_skew() {
 
 #[test]
 fn timestamp_without_sent_at_is_kept_and_defaults_to_received_at() {
-    let e = one("t", serde_json::json!({"event": "E", "userId": "u", "timestamp": "2026-01-01T00:00:00+02:00"}));
+    let e = one(
+        "t",
+        serde_json::json!({"event": "E", "userId": "u", "timestamp": "2026-01-01T00:00:00+02:00"}),
+    );
     assert_eq!(e["timestamp"], "2025-12-31T22:00:00.000Z");
     let e = one("t", serde_json::json!({"event": "E", "userId": "u"}));
     assert_eq!(e["timestamp"], "2026-11-28T12:00:00.000Z");
@@ -83,7 +92,10 @@ fn timestamp_without_sent_at_is_kept_and_defaults_to_received_at() {
 
 #[test]
 fn path_decides_the_type_and_message_ids_are_kept_or_made() {
-    let e = one("identify", serde_json::json!({"type": "track", "userId": "u", "messageId": "m-1"}));
+    let e = one(
+        "identify",
+        serde_json::json!({"type": "track", "userId": "u", "messageId": "m-1"}),
+    );
     assert_eq!(e["type"], "identify");
     assert_eq!(e["messageId"], "m-1");
     let a = one("identify", serde_json::json!({"userId": "u"}));
@@ -112,25 +124,41 @@ fn batch_level_fields_apply_to_each_event_that_lacks_them() {
     assert_eq!(first["context"]["library"]["name"], "lib");
     assert_eq!(first["integrations"]["All"], false);
     assert_eq!(first["timestamp"], "2026-11-28T11:59:59.000Z");
-    assert_eq!(second["integrations"], serde_json::json!({"Mixpanel": true}));
+    assert_eq!(
+        second["integrations"],
+        serde_json::json!({"Mixpanel": true})
+    );
 }
 
 #[test]
 fn size_limits() {
     let big = "x".repeat(33 * 1024);
-    let body = serde_json::to_vec(&serde_json::json!({"event": "E", "userId": "u", "properties": {"big": big}})).unwrap();
+    let body = serde_json::to_vec(
+        &serde_json::json!({"event": "E", "userId": "u", "properties": {"big": big}}),
+    )
+    .unwrap();
     let err = parse_single(&body, EventType::Track, now()).unwrap_err();
-    assert!(matches!(err, SpecError::TooLarge { limit: 32768, .. }), "{err}");
+    assert!(
+        matches!(err, SpecError::TooLarge { limit: 32768, .. }),
+        "{err}"
+    );
 
     let item = serde_json::json!({"type": "track", "event": "E", "userId": "u", "properties": {"big": big}});
     let body = serde_json::to_vec(&serde_json::json!({"batch": [item]})).unwrap();
     let err = parse_batch(&body, now()).unwrap_err();
-    assert_eq!(err.to_string().split(" is ").next(), Some("batch[0]"), "{err}");
+    assert_eq!(
+        err.to_string().split(" is ").next(),
+        Some("batch[0]"),
+        "{err}"
+    );
 
     let small = serde_json::json!({"type": "track", "event": "E", "userId": "u", "properties": {"p": "y".repeat(20_000)}});
     let body = serde_json::to_vec(&serde_json::json!({"batch": vec![small; 30]})).unwrap();
     let err = parse_batch(&body, now()).unwrap_err();
-    assert!(matches!(err, SpecError::TooLarge { limit: 512000, .. }), "{err}");
+    assert!(
+        matches!(err, SpecError::TooLarge { limit: 512000, .. }),
+        "{err}"
+    );
 }
 
 /// Every request real Segment libraries sent to `/v1/...` is accepted.
@@ -146,12 +174,15 @@ fn real_client_requests_are_accepted() {
             single => vec![single],
         };
         for r in requests {
-            let Some(call) = r["path"].as_str().and_then(|p| p.strip_prefix("/v1/")) else { continue };
+            let Some(call) = r["path"].as_str().and_then(|p| p.strip_prefix("/v1/")) else {
+                continue;
+            };
             if r["method"] != "POST" || call.contains('/') {
                 continue;
             }
             let body = serde_json::to_vec(&r["body_json"]).unwrap();
-            let events = parse(call, &body).unwrap_or_else(|e| panic!("{}: {call}: {e}", path.display()));
+            let events =
+                parse(call, &body).unwrap_or_else(|e| panic!("{}: {call}: {e}", path.display()));
             assert!(!events.is_empty());
             checked += events.len();
         }

@@ -175,8 +175,10 @@ impl ConfigStore for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let key = key.to_string();
         self.with_conn(move |c| {
-            Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?,
+            )
         })
         .await
     }
@@ -217,7 +219,8 @@ impl ConfigStore for SqliteStore {
 
     async fn sources(&self) -> Result<Vec<Source>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " ORDER BY created_at, id"].concat())?;
+            let mut stmt =
+                c.prepare_cached(&[SOURCE_COLUMNS, " ORDER BY created_at, id"].concat())?;
             let rows = stmt.query_map([], source_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

@@ -22,7 +22,10 @@ async fn sources_round_trip_and_write_keys_are_unique() {
     assert_ne!(a.write_key, b.write_key);
     assert_eq!(a.write_key.len(), 32);
     assert_eq!(store.source(&a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.source_by_write_key(&b.write_key).await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        store.source_by_write_key(&b.write_key).await.unwrap(),
+        Some(b.clone())
+    );
     assert_eq!(store.source_by_write_key("nope").await.unwrap(), None);
     assert_eq!(store.sources().await.unwrap().len(), 2);
 }
@@ -42,7 +45,11 @@ async fn events_are_deduplicated_per_source_and_read_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
     let n = store
-        .append(vec![event("s1", "m1"), event("s1", "m2"), event("s2", "m1")])
+        .append(vec![
+            event("s1", "m1"),
+            event("s1", "m2"),
+            event("s2", "m1"),
+        ])
         .await
         .unwrap();
     assert_eq!(n, 3);

@@ -53,7 +53,9 @@ fn workspace_root() -> PathBuf {
 pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
     let line = format!("{cmd:?}");
     eprintln!("$ {}", line.replace('"', ""));
-    let status = cmd.status().with_context(|| format!("cannot start {line}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {line}"))?;
     if !status.success() {
         bail!("failed ({status}): {line}");
     }
@@ -102,7 +104,14 @@ fn run(root: &Path, serve_args: &[String]) -> Result<()> {
     build_client(root)?;
     run_cmd(
         cargo()
-            .args(["run", "--release", "--package", "switchyard-server", "--", "serve"])
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "switchyard-server",
+                "--",
+                "serve",
+            ])
             .args(serve_args),
     )
 }
@@ -134,7 +143,13 @@ fn test(root: &Path) -> Result<()> {
     // In-browser unit tests: wasm-bindgen-test in headless Chromium.
     run_cmd(
         cargo()
-            .args(["test", "--package", "switchyard-client", "--target", WASM_TARGET])
+            .args([
+                "test",
+                "--package",
+                "switchyard-client",
+                "--target",
+                WASM_TARGET,
+            ])
             .env(
                 "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
                 "wasm-bindgen-test-runner",

@@ -1,12 +1,12 @@
 //! The admin API under `/api`: every call needs `Authorization: Bearer
 //! <admin token>`; a write key never authorises one.
 
+use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_catalog::Definition;
@@ -61,7 +61,9 @@ fn source_json(s: &Source) -> Value {
 
 async fn list_sources(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     let sources = state.config.sources().await?;
-    Ok(Json(Value::Array(sources.iter().map(source_json).collect())))
+    Ok(Json(Value::Array(
+        sources.iter().map(source_json).collect(),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -125,7 +127,9 @@ async fn events(
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_EVENTS).contains(n))
-            .ok_or_else(|| AppError::BadRequest("`limit` must be a number from 1 to 1000".into()))?,
+            .ok_or_else(|| {
+                AppError::BadRequest("`limit` must be a number from 1 to 1000".into())
+            })?,
     };
     if let Some(id) = &q.source
         && state.config.source(id).await?.is_none()
@@ -134,7 +138,8 @@ async fn events(
     }
     let events = state.events.recent(q.source.as_deref(), limit).await?;
     // Stored events are already JSON: join them rather than re-encode.
-    let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 2);
+    let mut body =
+        String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 2);
     body.push('[');
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
@@ -178,5 +183,7 @@ async fn catalog(
     Query(q): Query<CatalogQuery>,
 ) -> Result<Json<Value>, AppError> {
     let found = state.catalog.search(q.q.as_deref(), q.category.as_deref());
-    Ok(Json(Value::Array(found.into_iter().map(definition_json).collect())))
+    Ok(Json(Value::Array(
+        found.into_iter().map(definition_json).collect(),
+    )))
 }

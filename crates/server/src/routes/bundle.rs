@@ -45,11 +45,15 @@ async fn loader(
     let source = source(&state, &write_key).await?;
     let loader = artifacts(&state)?.loader(&source.write_key);
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
-    let etag = HeaderValue::from_str(&loader.etag).map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let etag =
+        HeaderValue::from_str(&loader.etag).map_err(|e| AppError::Unavailable(e.to_string()))?;
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == loader.etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == loader.etag || t.trim() == "*")
+        });
     let common = [
         (header::ETAG, etag),
         (
@@ -71,7 +75,10 @@ async fn loader(
         .into_response())
 }
 
-async fn module(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, AppError> {
+async fn module(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, AppError> {
     let artifacts = artifacts(&state)?;
     let module = artifacts.module();
     let hash = file.strip_suffix(".wasm");
@@ -125,9 +132,5 @@ async fn settings(
         "legacyVideoPluginsEnabled": false,
         "remotePlugins": []
     });
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(body),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(body)).into_response())
 }

@@ -41,7 +41,11 @@ fn basic_user(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || AppError::Unauthorized("the Authorization header is not HTTP Basic with the write key as user name");
+    let bad = || {
+        AppError::Unauthorized(
+            "the Authorization header is not HTTP Basic with the write key as user name",
+        )
+    };
     let value = value.to_str().map_err(|_| bad())?;
     let Some(encoded) = value
         .strip_prefix("Basic ")
@@ -69,8 +73,12 @@ async fn ingest(
     } else {
         Some(EventType::from_path(&call).ok_or_else(|| {
             AppError::NotFound(
-                ["no tracking call `", &call, "`: use identify, track, page, screen, group, alias or batch"]
-                    .concat(),
+                [
+                    "no tracking call `",
+                    &call,
+                    "`: use identify, track, page, screen, group, alias or batch",
+                ]
+                .concat(),
             )
         })?)
     };

@@ -41,7 +41,10 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
 }
 
@@ -85,12 +88,23 @@ impl TestApp {
         let response = self.app().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn admin_get(&self, uri: &str) -> Reply {
@@ -148,5 +162,9 @@ impl TestApp {
 
 pub fn basic(user: &str) -> String {
     use base64::Engine;
-    ["Basic ", &base64::engine::general_purpose::STANDARD.encode([user, ":"].concat())].concat()
+    [
+        "Basic ",
+        &base64::engine::general_purpose::STANDARD.encode([user, ":"].concat()),
+    ]
+    .concat()
 }
