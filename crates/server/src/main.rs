@@ -35,6 +35,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Prints the start-up message. A closed stdout (a detached terminal, a
+/// pipe whose reader left) must not stop the server, so errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let opened = boot::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -46,27 +55,28 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
-    println!(
+    say!(
         "Switchyard is serving at {origin}  (data: {})",
         config.data.display()
     );
     if let Some(problem) = &opened.artifacts_problem {
-        println!("warning: {problem}");
+        say!("warning: {problem}");
     }
     if let Some(token) = &opened.new_admin_token {
-        println!("\nAdmin token (shown once; keep it, or set SWITCHYARD_ADMIN_TOKEN):\n  {token}");
+        say!("\nAdmin token: {token}\n  (shown once: keep it, or set SWITCHYARD_ADMIN_TOKEN)");
     }
     if let Some(demo) = &opened.demo {
-        println!(
+        say!(
             "\nDemo source \"{}\"\n  write key: {}",
-            demo.name, demo.write_key
+            demo.name,
+            demo.write_key
         );
-        println!(
+        say!(
             "\nSnippet:\n<script>\n{}\n</script>",
             boot::snippet(&demo.write_key, &origin)
         );
     }
-    println!(
+    say!(
         "\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events"
     );
 

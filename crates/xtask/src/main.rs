@@ -93,6 +93,7 @@ fn build_client(root: &Path) -> Result<PathBuf> {
         .no_modules(true)?
         .typescript(false)
         .remove_producers_section(true)
+        .remove_name_section(true)
         .generate(&out)
         .context("wasm-bindgen")?;
     std::fs::copy(root.join("web/loader.js"), out.join("loader.js"))?;
