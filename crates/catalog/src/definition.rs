@@ -147,6 +147,10 @@ pub struct Definition {
     pub modes: Vec<ModeInfo>,
     #[serde(default)]
     pub settings: Vec<Setting>,
+    /// Part of the starting set the admin suggests to a new site owner
+    /// (one tool per category among Analytics, Email Marketing, Live Chat).
+    #[serde(default)]
+    pub recommended: bool,
     /// The logo, an SVG document.
     #[serde(default, skip_serializing)]
     pub logo: String,

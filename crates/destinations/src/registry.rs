@@ -14,7 +14,23 @@ macro_rules! destination {
 }
 
 /// Every destination: one line each.
-pub const REGISTRY: &[Entry] = &[destination!(mixpanel), destination!(webhook)];
+pub const REGISTRY: &[Entry] = &[
+    destination!(amplitude),
+    destination!(crisp),
+    destination!(customerio),
+    destination!(facebook_conversions_api),
+    destination!(facebook_pixel),
+    destination!(google_analytics_4),
+    destination!(google_tag_manager),
+    destination!(hotjar),
+    destination!(intercom),
+    destination!(klaviyo),
+    destination!(mixpanel),
+    destination!(postgres),
+    destination!(posthog),
+    destination!(slack),
+    destination!(webhook),
+];
 
 /// The catalog built from every registered destination.
 pub fn catalog() -> Result<Catalog, CatalogError> {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use switchyard_catalog::{Category, Mode, SettingType, validate_settings};
 use switchyard_destinations::{REGISTRY, catalog};
 
 fn folders() -> Vec<String> {
@@ -55,6 +56,165 @@ fn the_catalog_loads_and_search_finds_by_name_and_category() {
         .iter()
         .map(|d| d.slug.clone())
         .collect();
-    assert_eq!(raw, ["webhook"]);
+    assert_eq!(raw, ["slack", "webhook"]);
     assert!(catalog.search(Some("no such tool"), None).is_empty());
+}
+
+#[test]
+fn the_registry_is_alphabetical() {
+    let slugs: Vec<_> = REGISTRY.iter().map(|(slug, _, _)| *slug).collect();
+    let mut sorted = slugs.clone();
+    sorted.sort();
+    assert_eq!(slugs, sorted);
+}
+
+#[test]
+fn the_catalog_is_broad_enough() {
+    let catalog = catalog().unwrap();
+    assert!(
+        catalog.all().len() >= 15,
+        "only {} destinations",
+        catalog.all().len()
+    );
+    let categories: Vec<Category> = Category::ALL
+        .into_iter()
+        .filter(|c| catalog.all().iter().any(|d| d.categories.contains(c)))
+        .collect();
+    assert!(
+        categories.len() >= 7,
+        "only {} categories: {categories:?}",
+        categories.len()
+    );
+}
+
+#[test]
+fn one_recommended_destination_in_each_starter_category() {
+    let catalog = catalog().unwrap();
+    let starters = [
+        Category::Analytics,
+        Category::EmailMarketing,
+        Category::LiveChat,
+    ];
+    for category in starters {
+        let recommended: Vec<_> = catalog
+            .all()
+            .iter()
+            .filter(|d| d.recommended && d.categories.contains(&category))
+            .map(|d| d.slug.as_str())
+            .collect();
+        assert_eq!(
+            recommended.len(),
+            1,
+            "{}: recommended {recommended:?}",
+            category.name()
+        );
+    }
+    for d in catalog.all().iter().filter(|d| d.recommended) {
+        assert!(
+            d.categories.iter().any(|c| starters.contains(c)),
+            "{} is recommended outside the starter categories",
+            d.slug
+        );
+    }
+}
+
+#[test]
+fn device_mode_destinations_name_their_script() {
+    for d in catalog().unwrap().all() {
+        let setting = d.settings.iter().find(|s| s.key == "scriptUrl");
+        if d.mode(Mode::Device).is_none() {
+            assert!(
+                d.script_url.is_none(),
+                "{} has no device mode but a script_url",
+                d.slug
+            );
+            assert!(
+                setting.is_none(),
+                "{} has no device mode but a scriptUrl setting",
+                d.slug
+            );
+            continue;
+        }
+        let script_url = d
+            .script_url
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} has a device mode but no script_url", d.slug));
+        assert!(
+            script_url.starts_with("https://"),
+            "{}: {script_url}",
+            d.slug
+        );
+        let setting = setting
+            .unwrap_or_else(|| panic!("{} has a device mode but no scriptUrl setting", d.slug));
+        assert_eq!(setting.kind, SettingType::String, "{}", d.slug);
+        assert_eq!(setting.modes, [Mode::Device], "{}: scriptUrl modes", d.slug);
+        assert_eq!(
+            setting.default.as_ref().and_then(|v| v.as_str()),
+            Some(script_url),
+            "{}: scriptUrl default",
+            d.slug
+        );
+    }
+}
+
+#[test]
+fn passwords_are_secret_and_select_defaults_are_choices() {
+    for d in catalog().unwrap().all() {
+        for s in &d.settings {
+            if s.kind == SettingType::Password {
+                assert!(
+                    s.secret,
+                    "{}.{} is a password but not secret",
+                    d.slug, s.key
+                );
+            }
+            if s.kind == SettingType::Select {
+                if let Some(default) = &s.default {
+                    let default = default.as_str().unwrap_or_default();
+                    assert!(
+                        s.choices.iter().any(|c| c == default),
+                        "{}.{}: default {default:?} is not one of {:?}",
+                        d.slug,
+                        s.key,
+                        s.choices
+                    );
+                }
+            }
+            for mode in &s.modes {
+                assert!(
+                    d.mode(*mode).is_some(),
+                    "{}.{} is for {} mode, which {} does not have",
+                    d.slug,
+                    s.key,
+                    mode.as_str(),
+                    d.slug
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_default_passes_its_own_validation() {
+    for d in catalog().unwrap().all() {
+        for s in d.settings.iter().filter(|s| s.default.is_some()) {
+            // The setting alone, so other required settings do not interfere.
+            let mut alone = d.clone();
+            alone.settings = vec![s.clone()];
+            let mode = s.modes.first().copied().unwrap_or(d.modes[0].mode);
+            // Without a value the default is filled in unchecked; given back
+            // as a value, it is checked for type, choices and pattern.
+            let filled = validate_settings(&alone, mode, &Default::default()).unwrap();
+            assert_eq!(
+                filled.get(&s.key),
+                s.default.as_ref(),
+                "{}.{}",
+                d.slug,
+                s.key
+            );
+            if let Err(e) = validate_settings(&alone, mode, &filled) {
+                panic!("{}.{}: default {:?} fails: {e}", d.slug, s.key, s.default);
+            }
+        }
+    }
 }
