@@ -2,17 +2,20 @@
 //! and the durable event log, each behind a trait so the server holds them
 //! as `Arc<dyn ...>` and never sees the backend.
 //!
-//! The embedded backend is one SQLite file ([`SqliteStore`]). This crate
-//! knows nothing of HTTP.
+//! The embedded backend is one SQLite file ([`SqliteStore`]); configuration
+//! can live in Postgres instead ([`PostgresStore`]). This crate knows
+//! nothing of HTTP.
 
 mod ids;
 mod model;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use ids::{new_secret, new_write_key};
-pub use model::{NewEvent, Source, StoredEvent};
+pub use model::{Connection, ConnectionUpdate, NewConnection, NewEvent, Source, StoredEvent};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The one error type of the storage layer.
@@ -20,6 +23,8 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("postgres error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("the event-log writer has stopped")]
     WriterGone,
     #[error("storage task failed: {0}")]
@@ -42,6 +47,23 @@ pub trait ConfigStore: Send + Sync {
     async fn sources(&self) -> Result<Vec<Source>>;
     async fn source(&self, id: &str) -> Result<Option<Source>>;
     async fn source_by_write_key(&self, write_key: &str) -> Result<Option<Source>>;
+    /// Renames a source; raises its revision.
+    async fn rename_source(&self, id: &str, name: &str) -> Result<Source>;
+    /// Gives a source a new write key (the old one stops working at once);
+    /// raises its revision.
+    async fn rotate_write_key(&self, id: &str) -> Result<Source>;
+    /// Deletes a source and its connections.
+    async fn delete_source(&self, id: &str) -> Result<()>;
+
+    /// Links a destination to a source; raises the source's revision.
+    async fn create_connection(&self, new: NewConnection) -> Result<Connection>;
+    async fn connection(&self, id: &str) -> Result<Option<Connection>>;
+    /// A source's connections, oldest first.
+    async fn connections(&self, source_id: &str) -> Result<Vec<Connection>>;
+    /// Changes a connection; raises its source's revision.
+    async fn update_connection(&self, id: &str, update: ConnectionUpdate) -> Result<Connection>;
+    /// Removes a connection; raises its source's revision.
+    async fn delete_connection(&self, id: &str) -> Result<()>;
 }
 
 /// The durable, append-only log of accepted events.
@@ -54,4 +76,7 @@ pub trait EventLog: Send + Sync {
 
     /// The most recent events, newest first, of one source or of all.
     async fn recent(&self, source_id: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// The calls (`track`, `page`, ...) a source has sent, sorted.
+    async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>>;
 }

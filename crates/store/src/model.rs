@@ -10,6 +10,41 @@ pub struct Source {
     pub created_at: String,
 }
 
+/// A destination linked to a source, in one connection mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub source_id: String,
+    /// The destination's catalog slug.
+    pub destination: String,
+    /// `device` or `cloud`.
+    pub mode: String,
+    pub enabled: bool,
+    /// The validated settings, a JSON object (secrets included: the store
+    /// holds them; what leaves the server is filtered above it).
+    pub settings: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A connection to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    pub source_id: String,
+    pub destination: String,
+    pub mode: String,
+    pub enabled: bool,
+    pub settings: String,
+}
+
+/// Changes to a connection; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionUpdate {
+    pub mode: Option<String>,
+    pub enabled: Option<bool>,
+    pub settings: Option<String>,
+}
+
 /// An event accepted by the tracking API, ready to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {

@@ -2,11 +2,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection as Db, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{new_id, new_write_key};
-use crate::{ConfigStore, EventLog, NewEvent, Result, Source, StoreError, StoredEvent};
+use crate::{
+    ConfigStore, Connection, ConnectionUpdate, EventLog, NewConnection, NewEvent, Result, Source,
+    StoreError, StoredEvent,
+};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those done.
 const MIGRATIONS: &[&str] = &["
@@ -28,6 +31,24 @@ const MIGRATIONS: &[&str] = &["
         UNIQUE (source_id, message_id)
     );
     CREATE INDEX events_by_source ON events (source_id, seq);
+", "
+    CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        source_id TEXT NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+        destination TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        settings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX connections_by_source ON connections (source_id, created_at);
+    CREATE TABLE source_methods (
+        source_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        PRIMARY KEY (source_id, method)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO source_methods (source_id, method) SELECT DISTINCT source_id, type FROM events;
 "];
 
 /// How many appends the writer commits at most in one transaction.
@@ -46,12 +67,12 @@ struct AppendJob {
 /// not per event.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Db>>,
     writer: mpsc::Sender<AppendJob>,
 }
 
-fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
+fn open(path: &Path) -> Result<Db> {
+    let conn = Db::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk before append() returns.
@@ -60,7 +81,7 @@ fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+fn migrate(conn: &mut Db) -> Result<()> {
     let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.transaction()?;
@@ -95,7 +116,7 @@ impl SqliteStore {
     async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
@@ -107,7 +128,7 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<AppendJob>) {
+fn writer_loop(mut conn: Db, mut rx: mpsc::Receiver<AppendJob>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP_COMMIT_MAX {
@@ -132,7 +153,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<AppendJob>) {
     }
 }
 
-fn commit_group(conn: &mut Connection, jobs: &[AppendJob]) -> Result<Vec<usize>> {
+fn commit_group(conn: &mut Db, jobs: &[AppendJob]) -> Result<Vec<usize>> {
     let tx = conn.transaction()?;
     let mut counts = Vec::with_capacity(jobs.len());
     {
@@ -140,6 +161,10 @@ fn commit_group(conn: &mut Connection, jobs: &[AppendJob]) -> Result<Vec<usize>>
             "INSERT OR IGNORE INTO events (source_id, message_id, type, received_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut seen = tx.prepare_cached(
+            "INSERT OR IGNORE INTO source_methods (source_id, method) VALUES (?1, ?2)",
+        )?;
+        let mut recorded: Vec<(&str, &str)> = Vec::new();
         for job in jobs {
             let mut n = 0;
             for e in &job.events {
@@ -150,6 +175,11 @@ fn commit_group(conn: &mut Connection, jobs: &[AppendJob]) -> Result<Vec<usize>>
                     e.received_at,
                     e.json
                 ])?;
+                let key = (e.source_id.as_str(), e.kind);
+                if !recorded.contains(&key) {
+                    seen.execute(params![key.0, key.1])?;
+                    recorded.push(key);
+                }
             }
             counts.push(n);
         }
@@ -169,6 +199,45 @@ fn source_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
 }
 
 const SOURCE_COLUMNS: &str = "SELECT id, name, write_key, revision, created_at FROM sources";
+const CONNECTION_COLUMNS: &str = "SELECT id, source_id, destination, mode, enabled, settings, created_at, updated_at FROM connections";
+
+fn connection_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Connection> {
+    Ok(Connection {
+        id: row.get(0)?,
+        source_id: row.get(1)?,
+        destination: row.get(2)?,
+        mode: row.get(3)?,
+        enabled: row.get(4)?,
+        settings: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+fn bump(c: &Db, source_id: &str) -> Result<()> {
+    let n = c.execute(
+        "UPDATE sources SET revision = revision + 1 WHERE id = ?1",
+        [source_id],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("source"));
+    }
+    Ok(())
+}
+
+fn source_by_id(c: &Db, id: &str) -> Result<Source> {
+    let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " WHERE id = ?1"].concat())?;
+    stmt.query_row([id], source_from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound("source"))
+}
+
+fn connection_by_id(c: &Db, id: &str) -> Result<Connection> {
+    let mut stmt = c.prepare_cached(&[CONNECTION_COLUMNS, " WHERE id = ?1"].concat())?;
+    stmt.query_row([id], connection_from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound("connection"))
+}
 
 #[async_trait]
 impl ConfigStore for SqliteStore {
@@ -219,8 +288,7 @@ impl ConfigStore for SqliteStore {
 
     async fn sources(&self) -> Result<Vec<Source>> {
         self.with_conn(|c| {
-            let mut stmt =
-                c.prepare_cached(&[SOURCE_COLUMNS, " ORDER BY created_at, id"].concat())?;
+            let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " ORDER BY rowid"].concat())?;
             let rows = stmt.query_map([], source_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -241,6 +309,138 @@ impl ConfigStore for SqliteStore {
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " WHERE write_key = ?1"].concat())?;
             Ok(stmt.query_row([key], source_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn rename_source(&self, id: &str, name: &str) -> Result<Source> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("UPDATE sources SET name = ?2 WHERE id = ?1", [&id, &name])?;
+            bump(&tx, &id)?;
+            let source = source_by_id(&tx, &id)?;
+            tx.commit()?;
+            Ok(source)
+        })
+        .await
+    }
+
+    async fn rotate_write_key(&self, id: &str) -> Result<Source> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE sources SET write_key = ?2 WHERE id = ?1",
+                [&id, &new_write_key()],
+            )?;
+            bump(&tx, &id)?;
+            let source = source_by_id(&tx, &id)?;
+            tx.commit()?;
+            Ok(source)
+        })
+        .await
+    }
+
+    async fn delete_source(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            if tx.execute("DELETE FROM sources WHERE id = ?1", [&id])? == 0 {
+                return Err(StoreError::NotFound("source"));
+            }
+            tx.execute("DELETE FROM source_methods WHERE source_id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_connection(&self, new: NewConnection) -> Result<Connection> {
+        let at = now();
+        let conn = Connection {
+            id: new_id("con_"),
+            source_id: new.source_id,
+            destination: new.destination,
+            mode: new.mode,
+            enabled: new.enabled,
+            settings: new.settings,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        let row = conn.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            bump(&tx, &row.source_id)?;
+            tx.execute(
+                "INSERT INTO connections (id, source_id, destination, mode, enabled, settings, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![row.id, row.source_id, row.destination, row.mode, row.enabled, row.settings, row.created_at, row.updated_at],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        Ok(conn)
+    }
+
+    async fn connection(&self, id: &str) -> Result<Option<Connection>> {
+        let id = id.to_string();
+        self.with_conn(move |c| match connection_by_id(c, &id) {
+            Ok(conn) => Ok(Some(conn)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn connections(&self, source_id: &str) -> Result<Vec<Connection>> {
+        let id = source_id.to_string();
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                &[CONNECTION_COLUMNS, " WHERE source_id = ?1 ORDER BY rowid"].concat(),
+            )?;
+            let rows = stmt.query_map([id], connection_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn update_connection(&self, id: &str, update: ConnectionUpdate) -> Result<Connection> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let mut conn = connection_by_id(&tx, &id)?;
+            if let Some(mode) = update.mode {
+                conn.mode = mode;
+            }
+            if let Some(enabled) = update.enabled {
+                conn.enabled = enabled;
+            }
+            if let Some(settings) = update.settings {
+                conn.settings = settings;
+            }
+            conn.updated_at = now();
+            tx.execute(
+                "UPDATE connections SET mode = ?2, enabled = ?3, settings = ?4, updated_at = ?5 WHERE id = ?1",
+                params![conn.id, conn.mode, conn.enabled, conn.settings, conn.updated_at],
+            )?;
+            bump(&tx, &conn.source_id)?;
+            tx.commit()?;
+            Ok(conn)
+        })
+        .await
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let conn = connection_by_id(&tx, &id)?;
+            tx.execute("DELETE FROM connections WHERE id = ?1", [&id])?;
+            bump(&tx, &conn.source_id)?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -289,6 +489,18 @@ impl EventLog for SqliteStore {
                 }
             };
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>> {
+        let id = source_id.to_string();
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT method FROM source_methods WHERE source_id = ?1 ORDER BY method",
+            )?;
+            let rows = stmt.query_map([id], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
         })
         .await
     }

@@ -1,7 +1,9 @@
 //! The SQLite store: configuration round trips and the event log's
 //! durability, dedupe and ordering.
 
-use switchyard_store::{ConfigStore, EventLog, NewEvent, SqliteStore};
+mod common;
+
+use switchyard_store::{EventLog, NewEvent, SqliteStore};
 
 fn event(source: &str, message_id: &str) -> NewEvent {
     NewEvent {
@@ -14,30 +16,30 @@ fn event(source: &str, message_id: &str) -> NewEvent {
 }
 
 #[tokio::test]
-async fn sources_round_trip_and_write_keys_are_unique() {
+async fn passes_the_config_store_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-    let a = store.create_source("Shop").await.unwrap();
-    let b = store.create_source("Blog").await.unwrap();
-    assert_ne!(a.write_key, b.write_key);
-    assert_eq!(a.write_key.len(), 32);
-    assert_eq!(store.source(&a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(
-        store.source_by_write_key(&b.write_key).await.unwrap(),
-        Some(b.clone())
-    );
-    assert_eq!(store.source_by_write_key("nope").await.unwrap(), None);
-    assert_eq!(store.sources().await.unwrap().len(), 2);
+    common::config_store(&store).await;
 }
 
 #[tokio::test]
-async fn meta_values_are_set_and_replaced() {
+async fn methods_seen_follow_the_events() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-    assert_eq!(store.meta("k").await.unwrap(), None);
-    store.set_meta("k", "1").await.unwrap();
-    store.set_meta("k", "2").await.unwrap();
-    assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("2"));
+    assert!(store.methods_seen("s1").await.unwrap().is_empty());
+    let mut page = event("s1", "m3");
+    page.kind = "page";
+    store
+        .append(vec![
+            event("s1", "m1"),
+            event("s1", "m2"),
+            page,
+            event("s2", "m1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.methods_seen("s1").await.unwrap(), ["page", "track"]);
+    assert_eq!(store.methods_seen("s2").await.unwrap(), ["track"]);
 }
 
 #[tokio::test]

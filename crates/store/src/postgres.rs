@@ -1,0 +1,316 @@
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
+
+use crate::ids::{new_id, new_write_key};
+use crate::{ConfigStore, Connection, ConnectionUpdate, NewConnection, Result, Source, StoreError};
+
+/// Migrations, applied in order; `switchyard_schema` counts those done.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE sources (
+        seq BIGSERIAL,
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        write_key TEXT NOT NULL UNIQUE,
+        revision BIGINT NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE connections (
+        seq BIGSERIAL,
+        id TEXT PRIMARY KEY,
+        source_id TEXT NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+        destination TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        enabled BOOLEAN NOT NULL,
+        settings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX connections_by_source ON connections (source_id, seq);
+"];
+
+/// Configuration in Postgres, for instances that run more than one
+/// server replica. One client; statements are pipelined over it, and a
+/// lock serialises transactions.
+pub struct PostgresStore {
+    client: Mutex<Client>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+const SOURCE_COLUMNS: &str = "SELECT id, name, write_key, revision, created_at FROM sources";
+const CONNECTION_COLUMNS: &str = "SELECT id, source_id, destination, mode, enabled, settings, created_at, updated_at FROM connections";
+
+fn source(row: &Row) -> Source {
+    Source {
+        id: row.get(0),
+        name: row.get(1),
+        write_key: row.get(2),
+        revision: row.get(3),
+        created_at: row.get(4),
+    }
+}
+
+fn connection(row: &Row) -> Connection {
+    Connection {
+        id: row.get(0),
+        source_id: row.get(1),
+        destination: row.get(2),
+        mode: row.get(3),
+        enabled: row.get(4),
+        settings: row.get(5),
+        created_at: row.get(6),
+        updated_at: row.get(7),
+    }
+}
+
+async fn bump(c: &impl GenericClient, source_id: &str) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE sources SET revision = revision + 1 WHERE id = $1",
+            &[&source_id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound("source"));
+    }
+    Ok(())
+}
+
+async fn source_by_id(c: &impl GenericClient, id: &str) -> Result<Source> {
+    let sql = [SOURCE_COLUMNS, " WHERE id = $1"].concat();
+    c.query_opt(&sql, &[&id])
+        .await?
+        .map(|r| source(&r))
+        .ok_or(StoreError::NotFound("source"))
+}
+
+async fn connection_by_id(c: &impl GenericClient, id: &str) -> Result<Connection> {
+    let sql = [CONNECTION_COLUMNS, " WHERE id = $1"].concat();
+    c.query_opt(&sql, &[&id])
+        .await?
+        .map(|r| connection(&r))
+        .ok_or(StoreError::NotFound("connection"))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`) and applies
+    /// migrations.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                log_closed(&e);
+            }
+        });
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS switchyard_schema (version INTEGER NOT NULL);
+                 INSERT INTO switchyard_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM switchyard_schema);",
+            )
+            .await?;
+        let tx = client.transaction().await?;
+        // One migrator at a time, across replicas.
+        tx.batch_execute("LOCK TABLE switchyard_schema IN EXCLUSIVE MODE")
+            .await?;
+        let done: i32 = tx
+            .query_one("SELECT version FROM switchyard_schema", &[])
+            .await?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql).await?;
+            let version = i as i32 + 1;
+            tx.execute("UPDATE switchyard_schema SET version = $1", &[&version])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(PostgresStore {
+            client: Mutex::new(client),
+        })
+    }
+}
+
+fn log_closed(e: &tokio_postgres::Error) {
+    // The connection task ends with the client; an error here is logged by
+    // the next failing statement too, so stderr is enough.
+    eprintln!("postgres connection closed: {e}");
+}
+
+#[async_trait]
+impl ConfigStore for PostgresStore {
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let c = self.client.lock().await;
+        Ok(
+            c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let c = self.client.lock().await;
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_source(&self, name: &str) -> Result<Source> {
+        let s = Source {
+            id: new_id("src_"),
+            name: name.to_string(),
+            write_key: new_write_key(),
+            revision: 1,
+            created_at: now(),
+        };
+        let c = self.client.lock().await;
+        c.execute(
+            "INSERT INTO sources (id, name, write_key, revision, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&s.id, &s.name, &s.write_key, &s.revision, &s.created_at],
+        )
+        .await?;
+        Ok(s)
+    }
+
+    async fn sources(&self) -> Result<Vec<Source>> {
+        let c = self.client.lock().await;
+        let sql = [SOURCE_COLUMNS, " ORDER BY seq"].concat();
+        Ok(c.query(&sql, &[]).await?.iter().map(source).collect())
+    }
+
+    async fn source(&self, id: &str) -> Result<Option<Source>> {
+        let c = self.client.lock().await;
+        match source_by_id(&*c, id).await {
+            Ok(s) => Ok(Some(s)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn source_by_write_key(&self, write_key: &str) -> Result<Option<Source>> {
+        let c = self.client.lock().await;
+        let sql = [SOURCE_COLUMNS, " WHERE write_key = $1"].concat();
+        Ok(c.query_opt(&sql, &[&write_key]).await?.map(|r| source(&r)))
+    }
+
+    async fn rename_source(&self, id: &str, name: &str) -> Result<Source> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        tx.execute("UPDATE sources SET name = $2 WHERE id = $1", &[&id, &name])
+            .await?;
+        bump(&tx, id).await?;
+        let s = source_by_id(&tx, id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    async fn rotate_write_key(&self, id: &str) -> Result<Source> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "UPDATE sources SET write_key = $2 WHERE id = $1",
+            &[&id, &new_write_key()],
+        )
+        .await?;
+        bump(&tx, id).await?;
+        let s = source_by_id(&tx, id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    async fn delete_source(&self, id: &str) -> Result<()> {
+        let c = self.client.lock().await;
+        if c.execute("DELETE FROM sources WHERE id = $1", &[&id])
+            .await?
+            == 0
+        {
+            return Err(StoreError::NotFound("source"));
+        }
+        Ok(())
+    }
+
+    async fn create_connection(&self, new: NewConnection) -> Result<Connection> {
+        let at = now();
+        let conn = Connection {
+            id: new_id("con_"),
+            source_id: new.source_id,
+            destination: new.destination,
+            mode: new.mode,
+            enabled: new.enabled,
+            settings: new.settings,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        bump(&tx, &conn.source_id).await?;
+        tx.execute(
+            "INSERT INTO connections (id, source_id, destination, mode, enabled, settings, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[&conn.id, &conn.source_id, &conn.destination, &conn.mode, &conn.enabled, &conn.settings, &conn.created_at, &conn.updated_at],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(conn)
+    }
+
+    async fn connection(&self, id: &str) -> Result<Option<Connection>> {
+        let c = self.client.lock().await;
+        match connection_by_id(&*c, id).await {
+            Ok(conn) => Ok(Some(conn)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn connections(&self, source_id: &str) -> Result<Vec<Connection>> {
+        let c = self.client.lock().await;
+        let sql = [CONNECTION_COLUMNS, " WHERE source_id = $1 ORDER BY seq"].concat();
+        Ok(c.query(&sql, &[&source_id])
+            .await?
+            .iter()
+            .map(connection)
+            .collect())
+    }
+
+    async fn update_connection(&self, id: &str, update: ConnectionUpdate) -> Result<Connection> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        let mut conn = connection_by_id(&tx, id).await?;
+        if let Some(mode) = update.mode {
+            conn.mode = mode;
+        }
+        if let Some(enabled) = update.enabled {
+            conn.enabled = enabled;
+        }
+        if let Some(settings) = update.settings {
+            conn.settings = settings;
+        }
+        conn.updated_at = now();
+        tx.execute(
+            "UPDATE connections SET mode = $2, enabled = $3, settings = $4, updated_at = $5 WHERE id = $1",
+            &[&conn.id, &conn.mode, &conn.enabled, &conn.settings, &conn.updated_at],
+        )
+        .await?;
+        bump(&tx, &conn.source_id).await?;
+        tx.commit().await?;
+        Ok(conn)
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<()> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        let conn = connection_by_id(&tx, id).await?;
+        tx.execute("DELETE FROM connections WHERE id = $1", &[&id])
+            .await?;
+        bump(&tx, &conn.source_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
