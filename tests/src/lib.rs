@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use switchyard_server::boot;
-use switchyard_server::config::ServeConfig;
+use switchyard_server::config::{ServeConfig, StoreConfig};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -36,7 +36,10 @@ impl Server {
         let data = tempfile::tempdir()?;
         let config = ServeConfig {
             addr: "127.0.0.1:0".parse()?,
-            data: data.path().to_path_buf(),
+            store: StoreConfig {
+                data: data.path().to_path_buf(),
+                database_url: None,
+            },
             admin_token: None,
             bundles: bundles_dir(),
             public_url: None,

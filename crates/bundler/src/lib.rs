@@ -50,6 +50,27 @@ pub struct LoaderConfig<'a> {
     pub write_key: &'a str,
     /// Content hash of the module to fetch.
     pub wasm: &'a str,
+    /// The source's revision this loader was built for.
+    pub revision: i64,
+    /// Enabled device-mode destinations and their settings.
+    pub destinations: &'a [DeviceDestination],
+}
+
+/// A device-mode destination as the loader is told of it. The caller
+/// passes only settings that are not secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceDestination {
+    pub slug: String,
+    pub name: String,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The source-specific part of a loader.
+#[derive(Debug, Clone, Default)]
+pub struct SourceBundle {
+    pub write_key: String,
+    pub revision: i64,
+    pub destinations: Vec<DeviceDestination>,
 }
 
 /// One source's loader script.
@@ -116,10 +137,12 @@ impl Artifacts {
     }
 
     /// Builds the loader for one source.
-    pub fn loader(&self, write_key: &str) -> Loader {
+    pub fn loader(&self, source: &SourceBundle) -> Loader {
         let config = LoaderConfig {
-            write_key,
+            write_key: &source.write_key,
             wasm: &self.module.hash,
+            revision: source.revision,
+            destinations: &source.destinations,
         };
         // Serialising a struct of strings cannot fail.
         let json = serde_json::to_string(&config).unwrap_or_default();
@@ -142,16 +165,24 @@ mod tests {
         .unwrap()
     }
 
+    fn source(write_key: &str) -> SourceBundle {
+        SourceBundle {
+            write_key: write_key.into(),
+            revision: 3,
+            destinations: vec![],
+        }
+    }
+
     #[test]
     fn loader_inlines_settings_and_wraps_the_glue() {
-        let loader = artifacts().loader("WK1");
+        let loader = artifacts().loader(&source("WK1"));
         let hash = content_hash(b"\0asm-module");
         assert_eq!(
             loader.js,
             [
                 "(function(){let wasm_bindgen = {};;\nvar cfg = {\"writeKey\":\"WK1\",\"wasm\":\"",
                 &hash,
-                "\"}; start(cfg);})();\n"
+                "\",\"revision\":3,\"destinations\":[]}; start(cfg);})();\n"
             ]
             .concat()
         );
@@ -159,15 +190,32 @@ mod tests {
 
     #[test]
     fn write_keys_are_escaped_as_json() {
-        let loader = artifacts().loader("a\"b</script>");
+        let loader = artifacts().loader(&source("a\"b</script>"));
         assert!(loader.js.contains(r#""writeKey":"a\"b</script>""#));
+    }
+
+    #[test]
+    fn device_destinations_are_inlined() {
+        let mut s = source("K");
+        let mut settings = serde_json::Map::new();
+        settings.insert("token".into(), "abc".into());
+        s.destinations.push(DeviceDestination {
+            slug: "mixpanel".into(),
+            name: "Mixpanel".into(),
+            settings,
+        });
+        let js = artifacts().loader(&s).js;
+        assert!(js.contains(r#""destinations":[{"slug":"mixpanel","name":"Mixpanel","settings":{"token":"abc"}}]"#), "{js}");
     }
 
     #[test]
     fn etag_follows_content() {
         let a = artifacts();
-        assert_eq!(a.loader("A").etag, a.loader("A").etag);
-        assert_ne!(a.loader("A").etag, a.loader("B").etag);
+        assert_eq!(a.loader(&source("A")).etag, a.loader(&source("A")).etag);
+        assert_ne!(a.loader(&source("A")).etag, a.loader(&source("B")).etag);
+        let mut later = source("A");
+        later.revision = 4;
+        assert_ne!(a.loader(&source("A")).etag, a.loader(&later).etag);
     }
 
     #[test]

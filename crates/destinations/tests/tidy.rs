@@ -168,17 +168,17 @@ fn passwords_are_secret_and_select_defaults_are_choices() {
                     d.slug, s.key
                 );
             }
-            if s.kind == SettingType::Select {
-                if let Some(default) = &s.default {
-                    let default = default.as_str().unwrap_or_default();
-                    assert!(
-                        s.choices.iter().any(|c| c == default),
-                        "{}.{}: default {default:?} is not one of {:?}",
-                        d.slug,
-                        s.key,
-                        s.choices
-                    );
-                }
+            if s.kind == SettingType::Select
+                && let Some(default) = &s.default
+            {
+                let default = default.as_str().unwrap_or_default();
+                assert!(
+                    s.choices.iter().any(|c| c == default),
+                    "{}.{}: default {default:?} is not one of {:?}",
+                    d.slug,
+                    s.key,
+                    s.choices
+                );
             }
             for mode in &s.modes {
                 assert!(

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use switchyard_bundler::Artifacts;
-use switchyard_store::{ConfigStore, Source, SqliteStore};
+use switchyard_catalog::Catalog;
+use switchyard_store::{ConfigStore, EventLog, PostgresStore, Source, SqliteStore};
 
 use crate::AppState;
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, StoreConfig};
 
 pub const ADMIN_TOKEN_KEY: &str = "admin_token";
 pub const DEMO_SOURCE_KEY: &str = "demo_source_id";
@@ -34,12 +35,43 @@ pub struct Opened {
     pub artifacts_problem: Option<String>,
 }
 
-/// Opens (creating on first start) the instance in `config.data`.
-pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
+/// An instance's storage, opened.
+pub struct Stores {
+    pub config: Arc<dyn ConfigStore>,
+    pub events: Arc<dyn EventLog>,
+}
+
+/// Opens the instance's storage (creating it if new): the SQLite file in
+/// the data directory, and Postgres for configuration if a URL is given.
+pub async fn open_stores(config: &StoreConfig) -> anyhow::Result<Stores> {
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let db = config.data.join(DATABASE_FILE);
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let sqlite =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?);
+    let config_store: Arc<dyn ConfigStore> = match &config.database_url {
+        Some(url) if !url.trim().is_empty() => Arc::new(
+            PostgresStore::connect(url)
+                .await
+                .context("cannot use the database at SWITCHYARD_DATABASE_URL")?,
+        ),
+        _ => sqlite.clone(),
+    };
+    Ok(Stores {
+        config: config_store,
+        events: sqlite,
+    })
+}
+
+/// The destination catalog of this build.
+pub fn catalog() -> anyhow::Result<Catalog> {
+    switchyard_destinations::catalog().context("destination catalog")
+}
+
+/// Opens (creating on first start) the instance `config` describes.
+pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
+    let stores = open_stores(&config.store).await?;
+    let store = &stores.config;
 
     let first_start = store.meta(DEMO_SOURCE_KEY).await?.is_none();
     let mut new_admin_token = None;
@@ -63,14 +95,12 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
         None
     };
 
-    let catalog = switchyard_destinations::catalog().context("destination catalog")?;
     let artifacts = Artifacts::load(&config.bundles);
     let artifacts_problem = artifacts.as_ref().err().map(ToString::to_string);
-    let store = Arc::new(store);
     let state = AppState {
-        config: store.clone(),
-        events: store,
-        catalog: Arc::new(catalog),
+        config: stores.config,
+        events: stores.events,
+        catalog: Arc::new(catalog()?),
         artifacts: Arc::new(artifacts),
         admin_token: admin_token.into(),
         public_url: config.public_url.as_deref().map(Into::into),

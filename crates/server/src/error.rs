@@ -19,13 +19,33 @@ pub enum AppError {
     NotFound(String),
     #[error("{what} is over the limit of {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },
+    /// A well-formed request whose content is refused, naming the field.
+    #[error("{error}")]
+    Unprocessable { error: String, field: String },
     #[error("{0}")]
     Unavailable(String),
-    #[error("storage failed")]
+    #[error("{}", store_message(.0))]
     Store(#[from] StoreError),
 }
 
+/// What a client is told of a storage error: what was not found, or only
+/// that storage failed (the cause goes to the log).
+fn store_message(e: &StoreError) -> String {
+    match e {
+        StoreError::NotFound(what) => ["no such ", what].concat(),
+        _ => "storage failed".to_string(),
+    }
+}
+
 impl AppError {
+    /// A 422 naming `field`.
+    pub fn unprocessable(field: impl Into<String>, error: impl Into<String>) -> AppError {
+        AppError::Unprocessable {
+            error: error.into(),
+            field: field.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -35,7 +55,9 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,10 +71,14 @@ impl IntoResponse for AppError {
             tracing::error!(error = ?self, "request failed");
         }
         let mut body = json!({ "error": self.to_string() });
-        if let AppError::Invalid(e) = &self
-            && let Some(field) = e.field()
-        {
-            body["field"] = json!(field);
+        match &self {
+            AppError::Invalid(e) => {
+                if let Some(field) = e.field() {
+                    body["field"] = json!(field);
+                }
+            }
+            AppError::Unprocessable { field, .. } => body["field"] = json!(field),
+            _ => {}
         }
         (status, Json(body)).into_response()
     }

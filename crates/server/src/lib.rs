@@ -3,10 +3,12 @@
 //! socket, and the `switchyard` binary serves it.
 
 pub mod boot;
+pub mod cli;
 pub mod config;
 mod error;
 mod extract;
 mod routes;
+pub mod service;
 mod state;
 
 pub use error::AppError;
@@ -21,6 +23,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bundle::router())
         .nest("/api", routes::admin::router(state.clone()))
         .merge(routes::demo::router())
+        .merge(routes::ui::router())
         .fallback(routes::not_found)
         .with_state(state)
 }

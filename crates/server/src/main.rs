@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard_server::boot;
-use switchyard_server::config::ServeConfig;
+use switchyard_server::cli::{self, ConnectionsCommand, Output, SourcesCommand};
+use switchyard_server::config::{ServeConfig, StoreConfig};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,37 @@ struct Cli {
 enum Command {
     /// Serve the tracking API, bundles, admin API and demo.
     Serve(ServeConfig),
+    /// Search the destination catalog.
+    Catalog {
+        /// Words to look for in names, descriptions and categories.
+        query: Option<String>,
+        /// Only this category, e.g. "Email Marketing".
+        #[arg(long)]
+        category: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage sources.
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+        #[command(flatten)]
+        store: StoreConfig,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Manage connections between sources and destinations.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+        #[command(flatten)]
+        store: StoreConfig,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -30,8 +62,46 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "switchyard=info,tower_http=warn".into()),
         )
         .init();
-    match Cli::parse().command {
+    if let Err(e) = run(Cli::parse().command).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(config) => serve(config).await,
+        Command::Catalog {
+            query,
+            category,
+            json,
+        } => {
+            let catalog = boot::catalog()?;
+            cli::catalog(
+                &catalog,
+                query.as_deref(),
+                category.as_deref(),
+                &Output { json },
+            )
+            .await
+        }
+        Command::Sources {
+            command,
+            store,
+            json,
+        } => {
+            let state = cli::state(&store).await?;
+            cli::sources(&state, command, &Output { json }).await
+        }
+        Command::Connections {
+            command,
+            store,
+            json,
+        } => {
+            let state = cli::state(&store).await?;
+            cli::connections(&state, command, &Output { json }).await
+        }
     }
 }
 
@@ -57,7 +127,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     say!(
         "Switchyard is serving at {origin}  (data: {})",
-        config.data.display()
+        config.store.data.display()
     );
     if let Some(problem) = &opened.artifacts_problem {
         say!("warning: {problem}");

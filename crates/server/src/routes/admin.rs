@@ -3,24 +3,40 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_catalog::Definition;
-use switchyard_store::Source;
+use switchyard_catalog::{Category, Definition};
 
 use crate::extract::Json;
+use crate::service::{AddConnection, Admin, ConnectionView, SourceView, UpdateConnection};
 use crate::{AppError, AppState};
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/sources", get(list_sources).post(create_source))
-        .route("/sources/{id}", get(get_source))
+        .route(
+            "/sources/{id}",
+            get(get_source).patch(rename_source).delete(delete_source),
+        )
+        .route("/sources/{id}/rotate-key", post(rotate_key))
+        .route(
+            "/sources/{id}/connections",
+            get(list_connections).post(add_connection),
+        )
+        .route(
+            "/connections/{id}",
+            get(get_connection)
+                .patch(update_connection)
+                .delete(remove_connection),
+        )
         .route("/events", get(events))
         .route("/catalog/destinations", get(catalog))
+        .route("/catalog/destinations/{slug}", get(destination))
+        .route("/openapi.json", get(openapi))
         .fallback(super::not_found)
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
@@ -49,62 +65,97 @@ async fn require_admin(
     Ok(next.run(request).await)
 }
 
-fn source_json(s: &Source) -> Value {
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "write_key": s.write_key,
-        "revision": s.revision,
-        "created_at": s.created_at,
-    })
-}
-
-async fn list_sources(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let sources = state.config.sources().await?;
-    Ok(Json(Value::Array(
-        sources.iter().map(source_json).collect(),
-    )))
+async fn list_sources(State(state): State<AppState>) -> Result<Json<Vec<SourceView>>, AppError> {
+    Ok(Json(Admin::new(&state).sources().await?))
 }
 
 #[derive(Deserialize)]
-struct NewSource {
+#[serde(deny_unknown_fields)]
+struct NameBody {
     name: Option<String>,
 }
 
-/// The longest source name accepted.
-const MAX_NAME: usize = 200;
-
 async fn create_source(
     State(state): State<AppState>,
-    Json(body): Json<NewSource>,
+    Json(body): Json<NameBody>,
 ) -> Result<Response, AppError> {
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() {
-        return Err(AppError::Invalid(switchyard_spec::SpecError::Missing {
-            field: "name".into(),
-            hint: ": the source's name",
-        }));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(AppError::Invalid(switchyard_spec::SpecError::Invalid {
-            field: "name".into(),
-            reason: "must be at most 200 characters".into(),
-        }));
-    }
-    let source = state.config.create_source(name).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(source_json(&source))).into_response())
+    let source = Admin::new(&state)
+        .create_source(body.name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(source)).into_response())
 }
 
 async fn get_source(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    let source = state
-        .config
-        .source(&id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(["no source ", &id].concat()))?;
-    Ok(Json(source_json(&source)))
+) -> Result<Json<SourceView>, AppError> {
+    Ok(Json(Admin::new(&state).source(&id).await?))
+}
+
+async fn rename_source(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<NameBody>,
+) -> Result<Json<SourceView>, AppError> {
+    Ok(Json(
+        Admin::new(&state)
+            .rename_source(&id, body.name.as_deref())
+            .await?,
+    ))
+}
+
+async fn delete_source(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    Admin::new(&state).delete_source(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SourceView>, AppError> {
+    Ok(Json(Admin::new(&state).rotate_write_key(&id).await?))
+}
+
+async fn list_connections(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ConnectionView>>, AppError> {
+    Ok(Json(Admin::new(&state).connections(&id).await?))
+}
+
+async fn add_connection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<AddConnection>,
+) -> Result<Response, AppError> {
+    let created = Admin::new(&state).add_connection(&id, body).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn get_connection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConnectionView>, AppError> {
+    Ok(Json(Admin::new(&state).connection(&id).await?))
+}
+
+async fn update_connection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateConnection>,
+) -> Result<Json<ConnectionView>, AppError> {
+    Ok(Json(Admin::new(&state).update_connection(&id, body).await?))
+}
+
+async fn remove_connection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    Admin::new(&state).remove_connection(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
@@ -158,6 +209,7 @@ struct CatalogQuery {
 }
 
 fn definition_json(d: &Definition) -> Value {
+    let logo = ["/admin/logos/", &d.slug, ".svg"].concat();
     let methods = |mode| {
         d.mode(mode)
             .map(|m| json!(m.methods))
@@ -175,6 +227,8 @@ fn definition_json(d: &Definition) -> Value {
             "cloud": methods(switchyard_catalog::Mode::Cloud),
         },
         "settings": d.settings,
+        "recommended": d.recommended,
+        "logo": logo,
     })
 }
 
@@ -182,8 +236,37 @@ async fn catalog(
     State(state): State<AppState>,
     Query(q): Query<CatalogQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let found = state.catalog.search(q.q.as_deref(), q.category.as_deref());
+    let category = q.category.as_deref().filter(|c| !c.is_empty());
+    if let Some(c) = category
+        && !Category::ALL
+            .iter()
+            .any(|k| k.name().eq_ignore_ascii_case(c))
+    {
+        let names: Vec<&str> = Category::ALL.iter().map(|k| k.name()).collect();
+        return Err(AppError::BadRequest(
+            ["unknown category `", c, "`: use one of ", &names.join(", ")].concat(),
+        ));
+    }
+    let found = state.catalog.search(q.q.as_deref(), category);
     Ok(Json(Value::Array(
         found.into_iter().map(definition_json).collect(),
     )))
+}
+
+async fn destination(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let def = state.catalog.get(&slug).ok_or_else(|| {
+        AppError::NotFound(["no destination `", &slug, "` in the catalog"].concat())
+    })?;
+    Ok(Json(definition_json(def)))
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }

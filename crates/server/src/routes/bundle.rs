@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use switchyard_bundler::Artifacts;
+use switchyard_bundler::{Artifacts, DeviceDestination, SourceBundle};
+use switchyard_catalog::Mode;
 use switchyard_store::Source;
 
 use crate::extract::Json;
@@ -37,13 +38,48 @@ fn artifacts(state: &AppState) -> Result<&Artifacts, AppError> {
         .map_err(|e| AppError::Unavailable(e.to_string()))
 }
 
+/// What a source's loader carries: its revision, and each enabled
+/// device-mode destination whose adapter exists, with its settings less
+/// every secret one.
+async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle, AppError> {
+    let mut destinations = Vec::new();
+    for c in state.config.connections(&source.id).await? {
+        if !c.enabled || c.mode != Mode::Device.as_str() {
+            continue;
+        }
+        let Some(def) = state.catalog.get(&c.destination) else {
+            continue;
+        };
+        if !def.mode(Mode::Device).is_some_and(|m| m.available) {
+            continue;
+        }
+        let saved: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&c.settings).unwrap_or_default();
+        let settings = saved
+            .into_iter()
+            .filter(|(k, _)| def.settings.iter().any(|s| &s.key == k && !s.secret))
+            .collect();
+        destinations.push(DeviceDestination {
+            slug: def.slug.clone(),
+            name: def.name.clone(),
+            settings,
+        });
+    }
+    Ok(SourceBundle {
+        write_key: source.write_key.clone(),
+        revision: source.revision,
+        destinations,
+    })
+}
+
 async fn loader(
     State(state): State<AppState>,
     Path(write_key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
-    let loader = artifacts(&state)?.loader(&source.write_key);
+    let bundle = source_bundle(&state, &source).await?;
+    let loader = artifacts(&state)?.loader(&bundle);
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
     let etag =
         HeaderValue::from_str(&loader.etag).map_err(|e| AppError::Unavailable(e.to_string()))?;
@@ -130,7 +166,11 @@ async fn settings(
         // analytics-next reports its own metrics unless told not to.
         "metrics": {"sampleRate": 0},
         "legacyVideoPluginsEnabled": false,
-        "remotePlugins": []
+        "remotePlugins": [],
+        // Raised by every change to the source or its connections.
+        "revision": source.revision
     });
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(body)).into_response())
+    let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
+    let cache = HeaderValue::from_str(&cache).map_err(|e| AppError::Unavailable(e.to_string()))?;
+    Ok(([(header::CACHE_CONTROL, cache)], Json(body)).into_response())
 }

@@ -2,6 +2,7 @@ pub(crate) mod admin;
 pub(crate) mod bundle;
 pub(crate) mod demo;
 pub(crate) mod tracking;
+pub(crate) mod ui;
 
 use axum::http::{HeaderMap, Method, Uri, header};
 use tower_http::cors::{Any, CorsLayer};

@@ -1,0 +1,332 @@
+//! The admin commands of `switchyard`: the same operations as the admin
+//! API, on the instance's storage directly, for scripts (`--json`, exit
+//! status 1 with a message on error).
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use switchyard_catalog::{Catalog, Definition, SettingType};
+
+use crate::AppState;
+use crate::boot;
+use crate::config::StoreConfig;
+use crate::service::{AddConnection, Admin, ConnectionView, SourceView, UpdateConnection};
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// List sources.
+    List,
+    /// Create a source; prints its write key.
+    Create { name: String },
+    /// Show one source.
+    Show { id: String },
+    /// Rename a source.
+    Rename { id: String, name: String },
+    /// Give a source a new write key; the old one stops working.
+    RotateKey { id: String },
+    /// Delete a source and its connections.
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List a source's connections, with warnings.
+    List { source: String },
+    /// Connect a destination to a source.
+    Add {
+        source: String,
+        /// The destination's catalog slug, e.g. `mixpanel`.
+        destination: String,
+        /// `device` or `cloud`; needed when the destination has both.
+        #[arg(long)]
+        mode: Option<String>,
+        /// A setting, `key=value`; repeat for each.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Enable it at once.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Show one connection.
+    Show { id: String },
+    /// Change a connection's settings or mode.
+    Set {
+        id: String,
+        #[arg(long)]
+        mode: Option<String>,
+        /// A setting, `key=value`; `key=` removes it.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Enable a connection.
+    Enable { id: String },
+    /// Disable a connection.
+    Disable { id: String },
+    /// Remove a connection.
+    Remove { id: String },
+}
+
+/// Output either as JSON or as lines for people.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce(&mut String)) -> anyhow::Result<()> {
+        let mut text = String::new();
+        if self.json {
+            text = serde_json::to_string_pretty(value)?;
+            text.push('\n');
+        } else {
+            human(&mut text);
+        }
+        std::io::stdout().write_all(text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Opens the instance for an admin command: storage and catalog, no
+/// server, no admin token needed (access to the data is the permission).
+pub async fn state(store: &StoreConfig) -> anyhow::Result<AppState> {
+    let stores = boot::open_stores(store).await?;
+    Ok(AppState {
+        config: stores.config,
+        events: stores.events,
+        catalog: std::sync::Arc::new(boot::catalog()?),
+        artifacts: std::sync::Arc::new(Err(switchyard_bundler::BundleError::Template)),
+        admin_token: "".into(),
+        public_url: None,
+        loader_max_age: 0,
+    })
+}
+
+fn source_line(s: &SourceView, out: &mut String) {
+    out.push_str(&format!(
+        "{}  {}  write key {}  revision {}  {} connection(s)  sends: {}\n",
+        s.id,
+        s.name,
+        s.write_key,
+        s.revision,
+        s.connections,
+        if s.methods.is_empty() {
+            "nothing yet".into()
+        } else {
+            s.methods.join(", ")
+        }
+    ));
+}
+
+fn connection_lines(c: &ConnectionView, out: &mut String) {
+    out.push_str(&format!(
+        "{}  {} ({})  {} mode  {}\n",
+        c.id,
+        c.destination_name,
+        c.destination,
+        c.mode,
+        if c.enabled { "enabled" } else { "disabled" }
+    ));
+    for (k, v) in &c.settings {
+        out.push_str(&format!(
+            "    {k} = {}\n",
+            v.as_str().map_or_else(|| v.to_string(), str::to_string)
+        ));
+    }
+    for w in &c.warnings {
+        out.push_str(&format!("    warning: {}\n", w.message));
+    }
+}
+
+pub async fn catalog(
+    catalog: &Catalog,
+    query: Option<&str>,
+    category: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let found: Vec<&Definition> = catalog.search(query, category);
+    if category.is_some() && found.is_empty() && catalog.search(None, category).is_empty() {
+        let names: Vec<&str> = switchyard_catalog::Category::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        bail!(
+            "unknown category `{}`: use one of {}",
+            category.unwrap_or_default(),
+            names.join(", ")
+        );
+    }
+    out.emit(&found, |text| {
+        for d in &found {
+            let categories: Vec<&str> = d.categories.iter().map(|c| c.name()).collect();
+            let modes: Vec<String> = d
+                .modes
+                .iter()
+                .map(|m| {
+                    let mut s = m.mode.as_str().to_string();
+                    if !m.available {
+                        s.push_str(" (not available yet)");
+                    }
+                    s
+                })
+                .collect();
+            text.push_str(&format!(
+                "{:<26} {:<28} {:<24} {}\n",
+                d.slug,
+                d.name,
+                categories.join(", "),
+                modes.join(", ")
+            ));
+        }
+    })
+}
+
+pub async fn sources(state: &AppState, cmd: SourcesCommand, out: &Output) -> anyhow::Result<()> {
+    let admin = Admin::new(state);
+    match cmd {
+        SourcesCommand::List => {
+            let all = admin.sources().await?;
+            out.emit(&all, |t| all.iter().for_each(|s| source_line(s, t)))
+        }
+        SourcesCommand::Create { name } => {
+            let s = admin.create_source(Some(&name)).await?;
+            out.emit(&s, |t| source_line(&s, t))
+        }
+        SourcesCommand::Show { id } => {
+            let s = admin.source(&id).await?;
+            out.emit(&s, |t| source_line(&s, t))
+        }
+        SourcesCommand::Rename { id, name } => {
+            let s = admin.rename_source(&id, Some(&name)).await?;
+            out.emit(&s, |t| source_line(&s, t))
+        }
+        SourcesCommand::RotateKey { id } => {
+            let s = admin.rotate_write_key(&id).await?;
+            out.emit(&s, |t| source_line(&s, t))
+        }
+        SourcesCommand::Delete { id } => {
+            admin.delete_source(&id).await?;
+            out.emit(&serde_json::json!({"deleted": id}), |t| {
+                t.push_str(&format!("deleted {id}\n"))
+            })
+        }
+    }
+}
+
+/// Parses `key=value` pairs, typing each value by the destination's schema:
+/// numbers and booleans parsed, lists split on commas, maps as JSON.
+fn parse_settings(
+    def: Option<&Definition>,
+    pairs: &[String],
+) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for pair in pairs {
+        let Some((key, raw)) = pair.split_once('=') else {
+            bail!("`{pair}` is not KEY=VALUE");
+        };
+        let key = key.trim();
+        let kind = def
+            .and_then(|d| d.settings.iter().find(|s| s.key == key))
+            .map(|s| s.kind);
+        let value = if raw.is_empty() {
+            Value::Null
+        } else {
+            match kind {
+                Some(SettingType::Number) => Value::from(
+                    raw.trim()
+                        .parse::<f64>()
+                        .with_context(|| format!("{key}: `{raw}` is not a number"))?,
+                ),
+                Some(SettingType::Boolean) => match raw.trim() {
+                    "true" | "yes" | "on" => Value::Bool(true),
+                    "false" | "no" | "off" => Value::Bool(false),
+                    _ => bail!("{key}: `{raw}` is not true or false"),
+                },
+                Some(SettingType::List) => Value::Array(
+                    raw.split(',')
+                        .map(|v| Value::String(v.trim().to_string()))
+                        .filter(|v| v != "")
+                        .collect(),
+                ),
+                Some(SettingType::Map) => serde_json::from_str(raw)
+                    .with_context(|| format!("{key}: `{raw}` is not a JSON object"))?,
+                _ => Value::String(raw.to_string()),
+            }
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+pub async fn connections(
+    state: &AppState,
+    cmd: ConnectionsCommand,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let admin = Admin::new(state);
+    let one = |c: ConnectionView| out.emit(&c, |t| connection_lines(&c, t));
+    match cmd {
+        ConnectionsCommand::List { source } => {
+            let all = admin.connections(&source).await?;
+            out.emit(&all, |t| all.iter().for_each(|c| connection_lines(c, t)))
+        }
+        ConnectionsCommand::Add {
+            source,
+            destination,
+            mode,
+            settings,
+            enable,
+        } => {
+            let mut settings = parse_settings(state.catalog.get(&destination), &settings)?;
+            settings.retain(|_, v| !v.is_null());
+            let c = admin
+                .add_connection(
+                    &source,
+                    AddConnection {
+                        destination: Some(destination),
+                        mode,
+                        settings: Some(settings),
+                        enabled: Some(enable),
+                    },
+                )
+                .await?;
+            one(c)
+        }
+        ConnectionsCommand::Show { id } => one(admin.connection(&id).await?),
+        ConnectionsCommand::Set { id, mode, settings } => {
+            let current = admin.connection(&id).await?;
+            let settings = parse_settings(state.catalog.get(&current.destination), &settings)?;
+            let update = UpdateConnection {
+                mode,
+                settings: (!settings.is_empty()).then_some(settings),
+                enabled: None,
+            };
+            one(admin.update_connection(&id, update).await?)
+        }
+        ConnectionsCommand::Enable { id } => one(admin
+            .update_connection(
+                &id,
+                UpdateConnection {
+                    enabled: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?),
+        ConnectionsCommand::Disable { id } => one(admin
+            .update_connection(
+                &id,
+                UpdateConnection {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?),
+        ConnectionsCommand::Remove { id } => {
+            admin.remove_connection(&id).await?;
+            out.emit(&serde_json::json!({"deleted": id}), |t| {
+                t.push_str(&format!("removed {id}\n"))
+            })
+        }
+    }
+}
