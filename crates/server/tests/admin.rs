@@ -83,16 +83,16 @@ async fn bad_source_bodies_are_refused() {
     for (body, status, error) in [
         ("{", StatusCode::BAD_REQUEST, "JSON"),
         ("[]", StatusCode::BAD_REQUEST, "JSON"),
-        ("{}", StatusCode::BAD_REQUEST, "`name` is required"),
+        ("{}", StatusCode::UNPROCESSABLE_ENTITY, "name is required"),
         (
             r#"{"name": "   "}"#,
-            StatusCode::BAD_REQUEST,
-            "`name` is required",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name is required",
         ),
         (r#"{"name": 5}"#, StatusCode::BAD_REQUEST, "JSON"),
         (
             long.as_str(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "at most 200 characters",
         ),
     ] {
