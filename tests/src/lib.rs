@@ -83,6 +83,39 @@ impl Server {
         Ok(body)
     }
 
+    /// `POST /api/...` with the admin token and a JSON body.
+    pub async fn api_post(&self, path: &str, body: Value) -> Result<Value> {
+        let r = self
+            .http
+            .post([&self.origin, "/api", path].concat())
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("POST /api{path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Sends one tracking call (`/v1/{call}`) for a write key, as a server
+    /// library would.
+    pub async fn track(&self, write_key: &str, call: &str, body: Value) -> Result<()> {
+        let r = self
+            .http
+            .post([&self.origin, "/v1/", call].concat())
+            .basic_auth(write_key, Some(""))
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("POST /v1/{call}: {}", r.status());
+        }
+        Ok(())
+    }
+
     /// Waits until `/api/events` holds an event `matches` accepts.
     pub async fn wait_for_event(&self, matches: impl Fn(&Value) -> bool) -> Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -206,11 +239,52 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
+        client.set_window_size(1280, 900).await?;
         Ok(Browser {
             client,
             driver,
             _profile: profile,
         })
+    }
+
+    /// Saves a screenshot of the page as `tests/artifacts/{dir}/{name}.png`
+    /// and returns its path.
+    pub async fn screenshot(&self, dir: &str, name: &str) -> Result<PathBuf> {
+        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(dir);
+        std::fs::create_dir_all(&folder)?;
+        let path = folder.join([name, ".png"].concat());
+        std::fs::write(&path, self.client.screenshot().await?)?;
+        Ok(path)
+    }
+
+    /// Clicks the element `css` matches, waiting for it to appear.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let el = self.find(css).await?;
+        el.click().await?;
+        Ok(())
+    }
+
+    /// Waits for the element `css` matches.
+    pub async fn find(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(fantoccini::Locator::Css(css))
+            .await
+            .with_context(|| format!("no element `{css}` appeared"))
+    }
+
+    /// Types `text` into the input `css` matches, replacing what it held.
+    pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let el = self.find(css).await?;
+        el.clear().await?;
+        el.send_keys(text).await?;
+        Ok(())
+    }
+
+    /// The text of the element `css` matches.
+    pub async fn text(&self, css: &str) -> Result<String> {
+        Ok(self.find(css).await?.text().await?)
     }
 
     /// Evaluates `script` (a function body) in the page.

@@ -4,7 +4,7 @@ use crate::{Definition, Mode, SettingType};
 
 /// A setting that is missing or invalid, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{label}: {reason}")]
+#[error("{label} {reason}")]
 pub struct SettingsError {
     /// The setting's key.
     pub field: String,

@@ -1,9 +1,13 @@
 //! The `switchyard` binary as a user runs it: first start, restart,
-//! settings from the environment, bad settings.
+//! settings from the environment, bad settings; and the admin commands
+//! (`catalog`, `sources`, `connections`) as a script runs them.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 struct Running {
     child: Child,
@@ -23,6 +27,8 @@ fn switchyard(envs: &[(&str, &str)]) -> Command {
     cmd.env_remove("SWITCHYARD_ADMIN_TOKEN")
         .env_remove("SWITCHYARD_ADDR")
         .env_remove("SWITCHYARD_DATA")
+        .env_remove("SWITCHYARD_DATABASE_URL")
+        .env_remove("RUST_LOG")
         .envs(envs.iter().copied());
     cmd
 }
@@ -183,4 +189,698 @@ fn bad_settings_are_clear_errors() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create data directory"));
+}
+
+// ---------------------------------------------------------------------------
+// Admin commands, as a script runs them.
+
+/// What a secret setting reads as once saved.
+const MASK: &str = "••••••••";
+/// A well-formed Mixpanel project token (32 hexadecimal characters).
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const OTHER_TOKEN: &str = "FEDCBA9876543210FEDCBA9876543210";
+
+/// The exit status, stdout and stderr of a finished command.
+fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().expect("killed by a signal"),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs `switchyard ARGS --data DATA` (`catalog` takes no data directory).
+fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = switchyard(&[]);
+    cmd.args(args);
+    if args.first() != Some(&"catalog") {
+        cmd.arg("--data").arg(data);
+    }
+    outcome(&mut cmd)
+}
+
+/// Runs `ARGS --json`, which must succeed, and parses what it printed.
+fn json(data: &Path, args: &[&str]) -> Value {
+    let (code, out, err) = run(data, &[args, &["--json"]].concat());
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
+
+/// Runs `ARGS`, which must fail with exit status `code`, print nothing on
+/// stdout and `error: ...` on stderr; returns stderr.
+fn fails(data: &Path, args: &[&str], code: i32) -> String {
+    let (got, out, err) = run(data, args);
+    assert_eq!(got, code, "{args:?}: stdout {out:?}, stderr {err:?}");
+    assert_eq!(out, "", "{args:?} failed but printed to stdout");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    err
+}
+
+/// A string field of a JSON object.
+fn text(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{key}` in {v}"))
+        .to_string()
+}
+
+/// The codes of a connection's warnings.
+fn warning_codes(connection: &Value) -> Vec<String> {
+    connection["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings array in {connection}"))
+        .iter()
+        .map(|w| text(w, "code"))
+        .collect()
+}
+
+/// Creates a source and returns its id.
+fn new_source(data: &Path, name: &str) -> String {
+    text(&json(data, &["sources", "create", name]), "id")
+}
+
+/// Adds a valid device-mode Mixpanel connection and returns its id.
+fn new_mixpanel(data: &Path, source: &str) -> String {
+    let token = ["token=", TOKEN].concat();
+    let added = json(
+        data,
+        &[
+            "connections",
+            "add",
+            source,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            &token,
+        ],
+    );
+    text(&added, "id")
+}
+
+#[test]
+fn sources_round_trip_as_a_script_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(json(data, &["sources", "list"]), serde_json::json!([]));
+
+    let created = json(data, &["sources", "create", "Marketing site"]);
+    let id = text(&created, "id");
+    let write_key = text(&created, "write_key");
+    assert_eq!(text(&created, "name"), "Marketing site");
+    assert_eq!(write_key.len(), 32, "{created}");
+    assert_eq!(created["connections"], 0);
+    let revision = created["revision"].as_i64().unwrap();
+
+    let listed = json(data, &["sources", "list"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(text(&listed[0], "id"), id);
+    assert_eq!(text(&listed[0], "write_key"), write_key);
+
+    let renamed = json(data, &["sources", "rename", &id, "Shop"]);
+    assert_eq!(text(&renamed, "id"), id);
+    assert_eq!(text(&renamed, "name"), "Shop");
+    assert_eq!(text(&renamed, "write_key"), write_key);
+    assert!(
+        renamed["revision"].as_i64().unwrap() > revision,
+        "revision not raised: {created} -> {renamed}"
+    );
+
+    let rotated = json(data, &["sources", "rotate-key", &id]);
+    let new_key = text(&rotated, "write_key");
+    assert_eq!(text(&rotated, "id"), id);
+    assert_ne!(new_key, write_key);
+    assert_eq!(new_key.len(), 32);
+
+    let shown = json(data, &["sources", "show", &id]);
+    assert_eq!(text(&shown, "name"), "Shop");
+    assert_eq!(text(&shown, "write_key"), new_key);
+
+    assert_eq!(
+        json(data, &["sources", "delete", &id]),
+        serde_json::json!({ "deleted": id })
+    );
+    assert_eq!(json(data, &["sources", "list"]), serde_json::json!([]));
+    let err = fails(data, &["sources", "delete", &id], 1);
+    assert!(err.contains("no source") && err.contains(&id), "{err}");
+    let err = fails(data, &["sources", "show", &id], 1);
+    assert!(err.contains(&id), "{err}");
+}
+
+#[test]
+fn deleting_a_source_deletes_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let connection = new_mixpanel(data, &source);
+    assert_eq!(json(data, &["sources", "show", &source])["connections"], 1);
+    json(data, &["sources", "delete", &source]);
+    let err = fails(data, &["connections", "show", &connection], 1);
+    assert!(err.contains(&connection), "{err}");
+}
+
+#[test]
+fn connections_add_set_toggle_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+
+    let token = ["token=", TOKEN].concat();
+    let added = json(
+        data,
+        &[
+            "connections",
+            "add",
+            &source,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            &token,
+            "--enable",
+        ],
+    );
+    let id = text(&added, "id");
+    assert_eq!(added["enabled"], true, "{added}");
+    assert_eq!(added["mode"], "device");
+    assert_eq!(added["destination"], "mixpanel");
+    assert_eq!(added["destination_name"], "Mixpanel");
+    assert_eq!(text(&added, "source_id"), source);
+    assert_eq!(added["settings"]["token"], TOKEN);
+    // Defaults are filled in.
+    assert_eq!(added["settings"]["apiHost"], "https://api.mixpanel.com");
+    assert!(
+        warning_codes(&added).contains(&"mode_unavailable".to_string()),
+        "{added}"
+    );
+
+    let other = ["token=", OTHER_TOKEN].concat();
+    let changed = json(data, &["connections", "set", &id, "--set", &other]);
+    assert_eq!(changed["settings"]["token"], OTHER_TOKEN);
+    assert_eq!(changed["settings"]["apiHost"], "https://api.mixpanel.com");
+    assert_eq!(changed["enabled"], true, "set must not toggle: {changed}");
+    assert_eq!(changed["mode"], "device");
+    assert_eq!(
+        json(data, &["connections", "show", &id])["settings"]["token"],
+        OTHER_TOKEN
+    );
+
+    assert_eq!(
+        json(data, &["connections", "disable", &id])["enabled"],
+        false
+    );
+    assert_eq!(json(data, &["connections", "show", &id])["enabled"], false);
+    assert_eq!(json(data, &["connections", "enable", &id])["enabled"], true);
+    assert_eq!(json(data, &["connections", "show", &id])["enabled"], true);
+
+    let listed = json(data, &["connections", "list", &source]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(text(&listed[0], "id"), id);
+    assert_eq!(listed[0]["enabled"], true);
+    assert_eq!(listed[0]["settings"]["token"], OTHER_TOKEN);
+    assert_eq!(json(data, &["sources", "show", &source])["connections"], 1);
+
+    assert_eq!(
+        json(data, &["connections", "remove", &id]),
+        serde_json::json!({ "deleted": id })
+    );
+    assert_eq!(
+        json(data, &["connections", "list", &source]),
+        serde_json::json!([])
+    );
+    let err = fails(data, &["connections", "remove", &id], 1);
+    assert!(err.contains("no connection") && err.contains(&id), "{err}");
+}
+
+#[test]
+fn secret_settings_are_never_printed() {
+    const MP_SECRET: &str = "mixpanel-api-secret-7f3a";
+    const HOOK_SECRET: &str = "webhook-shared-secret-91c2";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let mixpanel = new_mixpanel(data, &source);
+    // Everything the commands print, JSON and human, to look for secrets in.
+    let mut printed = Vec::new();
+
+    // Mixpanel's API secret is a cloud-mode setting.
+    let secret = ["apiSecret=", MP_SECRET].concat();
+    let cloud = json(
+        data,
+        &[
+            "connections",
+            "set",
+            &mixpanel,
+            "--mode",
+            "cloud",
+            "--set",
+            &secret,
+        ],
+    );
+    assert_eq!(cloud["mode"], "cloud");
+    assert_eq!(cloud["settings"]["apiSecret"], MASK, "{cloud}");
+    assert_eq!(cloud["settings"]["token"], TOKEN, "kept across modes");
+    assert!(
+        cloud["settings"].get("scriptUrl").is_none(),
+        "device-only setting kept in cloud mode: {cloud}"
+    );
+    printed.push(cloud.to_string());
+
+    // Changing another setting keeps the saved secret.
+    let eu = json(
+        data,
+        &[
+            "connections",
+            "set",
+            &mixpanel,
+            "--set",
+            "apiHost=https://api-eu.mixpanel.com",
+        ],
+    );
+    assert_eq!(eu["settings"]["apiHost"], "https://api-eu.mixpanel.com");
+    assert_eq!(eu["settings"]["apiSecret"], MASK, "{eu}");
+    printed.push(eu.to_string());
+
+    // The webhook's shared secret, added with human output.
+    let shared = ["sharedSecret=", HOOK_SECRET].concat();
+    let (code, out, err) = run(
+        data,
+        &[
+            "connections",
+            "add",
+            &source,
+            "webhook",
+            "--set",
+            "url=https://example.com/hook",
+            "--set",
+            &shared,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Webhook (webhook)"), "{out}");
+    assert!(out.contains(&["sharedSecret = ", MASK].concat()), "{out}");
+    printed.push(out);
+
+    let hook = json(data, &["connections", "list", &source])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["destination"] == "webhook")
+        .map(|c| text(c, "id"))
+        .unwrap();
+    for args in [
+        vec!["connections", "list", &source],
+        vec!["connections", "show", &mixpanel],
+        vec!["connections", "show", &hook],
+        vec!["connections", "disable", &hook],
+        vec!["connections", "enable", &hook],
+        vec!["connections", "set", &hook, "--set", "url=https://example.org/in"],
+        vec!["sources", "list"],
+        vec!["sources", "show", &source],
+    ] {
+        let (code, out, err) = run(data, &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        printed.push(out);
+        let as_json = json(data, &args);
+        printed.push(as_json.to_string());
+    }
+    let hook_now = json(data, &["connections", "show", &hook]);
+    assert_eq!(hook_now["settings"]["sharedSecret"], MASK, "{hook_now}");
+    assert_eq!(hook_now["settings"]["url"], "https://example.org/in");
+    let human = run(data, &["connections", "list", &source]).1;
+    assert!(human.contains(&["apiSecret = ", MASK].concat()), "{human}");
+
+    for out in &printed {
+        assert!(
+            !out.contains(MP_SECRET) && !out.contains(HOOK_SECRET),
+            "a secret was printed: {out}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let connection = new_mixpanel(data, &source);
+    let snapshot = || {
+        (
+            json(data, &["sources", "list"]),
+            json(data, &["connections", "list", &source]),
+        )
+    };
+    let before = snapshot();
+
+    let token = ["token=", TOKEN].concat();
+    let postgres = |port: &'static str| {
+        vec![
+            "connections",
+            "add",
+            &source,
+            "postgres",
+            "--set",
+            "host=db.example.com",
+            "--set",
+            port,
+            "--set",
+            "database=analytics",
+            "--set",
+            "user=switchyard",
+            "--set",
+            "password=pw",
+        ]
+    };
+    let mixpanel = |extra: &[&'static str]| {
+        let mut args = vec!["connections", "add", &source, "mixpanel"];
+        args.extend_from_slice(extra);
+        args
+    };
+    let uuid = "websiteId=6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e";
+    let cases: Vec<(Vec<&str>, i32, Vec<&str>)> = vec![
+        // Destinations, modes and settings.
+        (
+            vec!["connections", "add", &source, "no-such-tool", "--enable"],
+            1,
+            vec!["no destination `no-such-tool`"],
+        ),
+        (
+            mixpanel(&["--mode", "device", "--set", "token=not-a-token"]),
+            1,
+            vec!["Project token", "expected format"],
+        ),
+        (
+            mixpanel(&["--mode", "device"]),
+            1,
+            vec!["Project token", "required"],
+        ),
+        (
+            vec!["connections", "add", &source, "webhook", "--enable"],
+            1,
+            vec!["Webhook URL", "required"],
+        ),
+        (
+            mixpanel(&["--mode", "edge", "--set", &token]),
+            1,
+            vec!["unknown mode `edge`", "device, cloud"],
+        ),
+        (
+            mixpanel(&["--set", &token]),
+            1,
+            vec!["mode is required", "device, cloud"],
+        ),
+        (
+            vec!["connections", "add", &source, "crisp", "--mode", "cloud", "--set", uuid],
+            1,
+            vec!["Crisp has no cloud mode", "device"],
+        ),
+        (
+            mixpanel(&["--mode", "device", "--set", "token"]),
+            1,
+            vec!["`token` is not KEY=VALUE"],
+        ),
+        (
+            mixpanel(&["--mode", "device", "--set", &token, "--set", "colour=blue"]),
+            1,
+            vec!["colour", "not a setting of Mixpanel"],
+        ),
+        (postgres("port=fifty"), 1, vec!["port", "not a number"]),
+        // Changing a connection badly.
+        (
+            vec!["connections", "set", &connection, "--set", "token=not-a-token"],
+            1,
+            vec!["Project token", "expected format"],
+        ),
+        (
+            vec!["connections", "set", &connection, "--set", "token="],
+            1,
+            vec!["Project token", "required"],
+        ),
+        (
+            vec!["connections", "set", &connection, "--mode", "edge"],
+            1,
+            vec!["unknown mode `edge`"],
+        ),
+        // Ids that do not exist.
+        (
+            vec!["connections", "add", "src_missing", "mixpanel", "--mode", "device", "--set", &token],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["connections", "list", "src_missing"],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["sources", "show", "src_missing"],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["sources", "rename", "src_missing", "New name"],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["sources", "rotate-key", "src_missing"],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["sources", "delete", "src_missing"],
+            1,
+            vec!["no source src_missing"],
+        ),
+        (
+            vec!["connections", "show", "con_missing"],
+            1,
+            vec!["no connection con_missing"],
+        ),
+        (
+            vec!["connections", "set", "con_missing", "--set", &token],
+            1,
+            vec!["no connection con_missing"],
+        ),
+        (
+            vec!["connections", "enable", "con_missing"],
+            1,
+            vec!["no connection con_missing"],
+        ),
+        (
+            vec!["connections", "disable", "con_missing"],
+            1,
+            vec!["no connection con_missing"],
+        ),
+        (
+            vec!["connections", "remove", "con_missing"],
+            1,
+            vec!["no connection con_missing"],
+        ),
+        // Names.
+        (vec!["sources", "create", ""], 1, vec!["name is required"]),
+        (vec!["sources", "create", "   "], 1, vec!["name is required"]),
+        (
+            vec!["sources", "rename", &source, ""],
+            1,
+            vec!["name is required"],
+        ),
+        // The catalog.
+        (
+            vec!["catalog", "--category", "Games"],
+            1,
+            vec!["unknown category `Games`", "Live Chat"],
+        ),
+        // Usage errors, from the argument parser.
+        (vec!["sources", "create"], 2, vec!["<NAME>"]),
+        (
+            vec!["connections", "add", &source],
+            2,
+            vec!["<DESTINATION>"],
+        ),
+        (vec!["sources", "frobnicate"], 2, vec!["frobnicate"]),
+        (
+            vec!["connections", "enable"],
+            2,
+            vec!["<ID>"],
+        ),
+    ];
+    for (args, code, wants) in &cases {
+        let err = fails(data, args, *code);
+        for want in wants {
+            assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+        }
+        if *code == 1 {
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        }
+        assert!(snapshot() == before, "{args:?} changed the data");
+    }
+}
+
+#[test]
+fn settings_are_typed_by_the_destination_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let added = json(
+        data,
+        &[
+            "connections",
+            "add",
+            &source,
+            "postgres",
+            "--set",
+            "host=db.example.com",
+            "--set",
+            "port=5433",
+            "--set",
+            "database=analytics",
+            "--set",
+            "user=switchyard",
+            "--set",
+            "password=pw",
+        ],
+    );
+    assert_eq!(added["mode"], "cloud", "the only mode is chosen");
+    assert_eq!(added["enabled"], false, "not enabled without --enable");
+    assert!(added["settings"]["port"].is_number(), "{added}");
+    assert_eq!(added["settings"]["port"].as_f64(), Some(5433.0));
+    assert_eq!(added["settings"]["host"], "db.example.com");
+    assert_eq!(added["settings"]["sslmode"], "require");
+    assert_eq!(added["settings"]["password"], MASK);
+}
+
+#[test]
+fn human_output_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let shop = json(data, &["sources", "create", "Shop"]);
+    let blog = json(data, &["sources", "create", "Blog"]);
+    let (code, out, err) = run(data, &["sources", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for source in [&shop, &blog] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&text(source, "id")))
+            .unwrap_or_else(|| panic!("{source} not listed: {out}"));
+        assert!(line.contains(&text(source, "name")), "{line}");
+        assert!(line.contains(&text(source, "write_key")), "{line}");
+    }
+
+    let shop_id = text(&shop, "id");
+    new_mixpanel(data, &shop_id);
+    let (code, out, err) = run(data, &["connections", "list", &shop_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Mixpanel (mixpanel)"), "{out}");
+    assert!(out.contains(&["token = ", TOKEN].concat()), "{out}");
+    assert!(
+        out.contains("warning: Device mode of Mixpanel is not available yet"),
+        "{out}"
+    );
+
+    for category in ["Live Chat", "live chat"] {
+        let (code, out, err) = run(data, &["catalog", "--category", category]);
+        assert_eq!(code, 0, "{err}");
+        let slugs: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(slugs, ["crisp", "intercom"], "{out}");
+        assert!(out.contains("Crisp") && out.contains("Intercom"), "{out}");
+    }
+
+    let found = json(data, &["catalog", "mixpanel"]);
+    let found = found.as_array().expect("a JSON array");
+    assert!(!found.is_empty());
+    assert_eq!(found[0]["slug"], "mixpanel", "{found:?}");
+    assert_eq!(found[0]["name"], "Mixpanel");
+}
+
+#[test]
+fn data_directory_from_flag_environment_or_default() {
+    let flag = tempfile::tempdir().unwrap();
+    let env = tempfile::tempdir().unwrap();
+    let env_dir = env.path().to_str().unwrap();
+
+    // `--data` wins over SWITCHYARD_DATA.
+    let (code, _, err) = outcome(
+        switchyard(&[("SWITCHYARD_DATA", env_dir)])
+            .args(["sources", "create", "Flagged", "--data"])
+            .arg(flag.path()),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(flag.path(), &["sources", "list"])[0]["name"], "Flagged");
+    assert_eq!(json(env.path(), &["sources", "list"]), serde_json::json!([]));
+
+    // SWITCHYARD_DATA alone.
+    let (code, out, err) = outcome(
+        switchyard(&[("SWITCHYARD_DATA", env_dir)]).args(["sources", "create", "From env", "--json"]),
+    );
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json(env.path(), &["sources", "list"])[0]["id"], created["id"]);
+
+    // Neither: ./data under the working directory.
+    let cwd = tempfile::tempdir().unwrap();
+    let (code, _, err) = outcome(
+        switchyard(&[])
+            .current_dir(cwd.path())
+            .args(["sources", "create", "Default"]),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json(&cwd.path().join("data"), &["sources", "list"])[0]["name"],
+        "Default"
+    );
+}
+
+#[test]
+fn the_server_sees_what_the_commands_wrote_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let created = json(data, &["sources", "create", "Made by a script"]);
+    let id = text(&created, "id");
+    let connection = new_mixpanel(data, &id);
+
+    let running = serve(&[
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.to_str().unwrap()),
+        ("SWITCHYARD_ADMIN_TOKEN", "script-token"),
+    ]);
+    let (status, body) = get(
+        &[&running.origin, "/api/sources"].concat(),
+        Some("script-token"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let sources: Value = serde_json::from_str(&body).unwrap();
+    let listed = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not served: {body}"));
+    assert_eq!(listed["name"], "Made by a script");
+    assert_eq!(listed["write_key"], created["write_key"]);
+    let (status, body) = get(
+        &[&running.origin, "/api/sources/", &id, "/connections"].concat(),
+        Some("script-token"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&connection), "{body}");
+
+    // While it runs, the commands see what the server made (its demo
+    // source) and can change the same data.
+    let all = json(data, &["sources", "list"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), sources.as_array().unwrap().len(), "{all:?}");
+    json(data, &["sources", "rename", &id, "Renamed while serving"]);
+    let (_, body) = get(
+        &[&running.origin, "/api/sources/", &id].concat(),
+        Some("script-token"),
+    );
+    assert!(body.contains("Renamed while serving"), "{body}");
 }

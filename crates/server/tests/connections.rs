@@ -283,7 +283,7 @@ async fn connection_validation_names_the_field() {
             json!({"destination": "mixpanel", "mode": "device"}),
             422,
             "settings.token",
-            "Project token: is required",
+            "Project token is required",
         ),
         (
             json!({"destination": "mixpanel", "mode": "device", "settings": {"token": "short"}}),

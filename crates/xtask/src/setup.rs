@@ -23,14 +23,30 @@ pub(crate) fn wasm_target() -> Result<()> {
     Ok(())
 }
 
-fn chromium() -> Result<()> {
-    if std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists() {
+/// Debian packages the tests use: Chromium and its driver for browser
+/// tests, Postgres for the store's second backend.
+fn debian_packages() -> Result<()> {
+    let postgres = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|mut d| d.any(|e| e.is_ok_and(|e| e.path().join("bin/initdb").exists())))
+        .unwrap_or(false);
+    let mut missing = Vec::new();
+    if !std::path::Path::new(CHROMIUM).exists() {
+        missing.push("chromium");
+    }
+    if !std::path::Path::new(CHROMEDRIVER).exists() {
+        missing.push("chromium-driver");
+    }
+    if !postgres {
+        missing.push("postgresql");
+    }
+    if missing.is_empty() {
         return Ok(());
     }
     run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
     run_cmd(
         Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
@@ -56,6 +72,6 @@ fn test_runner() -> Result<()> {
 
 pub(crate) fn test_tools() -> Result<()> {
     wasm_target()?;
-    chromium()?;
+    debian_packages()?;
     test_runner()
 }
