@@ -497,7 +497,13 @@ fn secret_settings_are_never_printed() {
         vec!["connections", "show", &hook],
         vec!["connections", "disable", &hook],
         vec!["connections", "enable", &hook],
-        vec!["connections", "set", &hook, "--set", "url=https://example.org/in"],
+        vec![
+            "connections",
+            "set",
+            &hook,
+            "--set",
+            "url=https://example.org/in",
+        ],
         vec!["sources", "list"],
         vec!["sources", "show", &source],
     ] {
@@ -536,29 +542,23 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let before = snapshot();
 
     let token = ["token=", TOKEN].concat();
-    let postgres = |port: &'static str| {
-        vec![
-            "connections",
-            "add",
-            &source,
-            "postgres",
-            "--set",
-            "host=db.example.com",
-            "--set",
-            port,
-            "--set",
-            "database=analytics",
-            "--set",
-            "user=switchyard",
-            "--set",
-            "password=pw",
-        ]
-    };
-    let mixpanel = |extra: &[&'static str]| {
-        let mut args = vec!["connections", "add", &source, "mixpanel"];
-        args.extend_from_slice(extra);
-        args
-    };
+    let mixpanel = ["connections", "add", source.as_str(), "mixpanel"];
+    let postgres = [
+        "connections",
+        "add",
+        &source,
+        "postgres",
+        "--set",
+        "host=db.example.com",
+        "--set",
+        "port=fifty",
+        "--set",
+        "database=analytics",
+        "--set",
+        "user=switchyard",
+        "--set",
+        "password=pw",
+    ];
     let uuid = "websiteId=6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e";
     let cases: Vec<(Vec<&str>, i32, Vec<&str>)> = vec![
         // Destinations, modes and settings.
@@ -568,12 +568,16 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
             vec!["no destination `no-such-tool`"],
         ),
         (
-            mixpanel(&["--mode", "device", "--set", "token=not-a-token"]),
+            [
+                &mixpanel[..],
+                &["--mode", "device", "--set", "token=not-a-token"],
+            ]
+            .concat(),
             1,
             vec!["Project token", "expected format"],
         ),
         (
-            mixpanel(&["--mode", "device"]),
+            [&mixpanel[..], &["--mode", "device"]].concat(),
             1,
             vec!["Project token", "required"],
         ),
@@ -583,34 +587,53 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
             vec!["Webhook URL", "required"],
         ),
         (
-            mixpanel(&["--mode", "edge", "--set", &token]),
+            [&mixpanel[..], &["--mode", "edge", "--set", &token]].concat(),
             1,
             vec!["unknown mode `edge`", "device, cloud"],
         ),
         (
-            mixpanel(&["--set", &token]),
+            [&mixpanel[..], &["--set", &token]].concat(),
             1,
             vec!["mode is required", "device, cloud"],
         ),
         (
-            vec!["connections", "add", &source, "crisp", "--mode", "cloud", "--set", uuid],
+            vec![
+                "connections",
+                "add",
+                &source,
+                "crisp",
+                "--mode",
+                "cloud",
+                "--set",
+                uuid,
+            ],
             1,
             vec!["Crisp has no cloud mode", "device"],
         ),
         (
-            mixpanel(&["--mode", "device", "--set", "token"]),
+            [&mixpanel[..], &["--mode", "device", "--set", "token"]].concat(),
             1,
             vec!["`token` is not KEY=VALUE"],
         ),
         (
-            mixpanel(&["--mode", "device", "--set", &token, "--set", "colour=blue"]),
+            [
+                &mixpanel[..],
+                &["--mode", "device", "--set", &token, "--set", "colour=blue"],
+            ]
+            .concat(),
             1,
             vec!["colour", "not a setting of Mixpanel"],
         ),
-        (postgres("port=fifty"), 1, vec!["port", "not a number"]),
+        (postgres.to_vec(), 1, vec!["port", "not a number"]),
         // Changing a connection badly.
         (
-            vec!["connections", "set", &connection, "--set", "token=not-a-token"],
+            vec![
+                "connections",
+                "set",
+                &connection,
+                "--set",
+                "token=not-a-token",
+            ],
             1,
             vec!["Project token", "expected format"],
         ),
@@ -626,7 +649,16 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         ),
         // Ids that do not exist.
         (
-            vec!["connections", "add", "src_missing", "mixpanel", "--mode", "device", "--set", &token],
+            vec![
+                "connections",
+                "add",
+                "src_missing",
+                "mixpanel",
+                "--mode",
+                "device",
+                "--set",
+                &token,
+            ],
             1,
             vec!["no source src_missing"],
         ),
@@ -682,7 +714,11 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         ),
         // Names.
         (vec!["sources", "create", ""], 1, vec!["name is required"]),
-        (vec!["sources", "create", "   "], 1, vec!["name is required"]),
+        (
+            vec!["sources", "create", "   "],
+            1,
+            vec!["name is required"],
+        ),
         (
             vec!["sources", "rename", &source, ""],
             1,
@@ -702,11 +738,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
             vec!["<DESTINATION>"],
         ),
         (vec!["sources", "frobnicate"], 2, vec!["frobnicate"]),
-        (
-            vec!["connections", "enable"],
-            2,
-            vec!["<ID>"],
-        ),
+        (vec!["connections", "enable"], 2, vec!["<ID>"]),
     ];
     for (args, code, wants) in &cases {
         let err = fails(data, args, *code);
@@ -813,16 +845,26 @@ fn data_directory_from_flag_environment_or_default() {
             .arg(flag.path()),
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(json(flag.path(), &["sources", "list"])[0]["name"], "Flagged");
-    assert_eq!(json(env.path(), &["sources", "list"]), serde_json::json!([]));
+    assert_eq!(
+        json(flag.path(), &["sources", "list"])[0]["name"],
+        "Flagged"
+    );
+    assert_eq!(
+        json(env.path(), &["sources", "list"]),
+        serde_json::json!([])
+    );
 
     // SWITCHYARD_DATA alone.
     let (code, out, err) = outcome(
-        switchyard(&[("SWITCHYARD_DATA", env_dir)]).args(["sources", "create", "From env", "--json"]),
+        switchyard(&[("SWITCHYARD_DATA", env_dir)])
+            .args(["sources", "create", "From env", "--json"]),
     );
     assert_eq!(code, 0, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json(env.path(), &["sources", "list"])[0]["id"], created["id"]);
+    assert_eq!(
+        json(env.path(), &["sources", "list"])[0]["id"],
+        created["id"]
+    );
 
     // Neither: ./data under the working directory.
     let cwd = tempfile::tempdir().unwrap();
