@@ -250,7 +250,9 @@ impl Browser {
     /// Saves a screenshot of the page as `tests/artifacts/{dir}/{name}.png`
     /// and returns its path.
     pub async fn screenshot(&self, dir: &str, name: &str) -> Result<PathBuf> {
-        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(dir);
+        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("artifacts")
+            .join(dir);
         std::fs::create_dir_all(&folder)?;
         let path = folder.join([name, ".png"].concat());
         std::fs::write(&path, self.client.screenshot().await?)?;

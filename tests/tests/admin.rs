@@ -39,7 +39,10 @@ impl Entry {
 }
 
 async fn log_in(server: &Server, browser: &Browser) -> Result<()> {
-    browser.client.goto(&[&server.origin, "/admin"].concat()).await?;
+    browser
+        .client
+        .goto(&[&server.origin, "/admin"].concat())
+        .await?;
     browser.fill("#token", &server.admin_token).await?;
     browser.click("#login").await?;
     browser.find("#add-destination-home").await?;
@@ -51,13 +54,19 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
     // 1. "Add destination" from the entry point.
     match flow.entry {
         Entry::Home => {
-            browser.client.goto(&[&server.origin, "/admin#/"].concat()).await?;
+            browser
+                .client
+                .goto(&[&server.origin, "/admin#/"].concat())
+                .await?;
             browser.find("#recommended .tile").await?;
             browser.screenshot(&dir, "1-add-destination").await?;
             browser.click("#add-destination-home").await?;
         }
         Entry::DestinationsList => {
-            browser.client.goto(&[&server.origin, "/admin#/destinations"].concat()).await?;
+            browser
+                .client
+                .goto(&[&server.origin, "/admin#/destinations"].concat())
+                .await?;
             browser.find("#add-destination-list").await?;
             browser.screenshot(&dir, "1-add-destination").await?;
             browser.click("#add-destination-list").await?;
@@ -74,7 +83,9 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
     browser.fill("#catalog-search", flow.search).await?;
     let tile = ["#catalog-tiles .tile[data-slug=\"", flow.slug, "\"]"].concat();
     browser.find(&tile).await?;
-    let shown = browser.eval("return document.querySelectorAll('#catalog-tiles .tile').length").await?;
+    let shown = browser
+        .eval("return document.querySelectorAll('#catalog-tiles .tile').length")
+        .await?;
     if shown.as_u64().unwrap_or(0) > 3 {
         bail!("searching `{}` still shows {shown} tiles", flow.search);
     }
@@ -94,7 +105,9 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
     // 4. Choose the source and the mode, and confirm.
     let select = browser.find("#source-select").await?;
     select.select_by_value(&server.demo_source_id).await?;
-    browser.click(&["#mode-choice input[value=\"", flow.mode, "\"]"].concat()).await?;
+    browser
+        .click(&["#mode-choice input[value=\"", flow.mode, "\"]"].concat())
+        .await?;
     // Before it is added: which calls the source sends it would refuse.
     if let Some(refused) = &refused {
         browser.find(refused).await?;
@@ -107,18 +120,41 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
     let field = ["#setting-", key].concat();
     browser.find(&field).await?;
     let marked = browser
-        .eval(&["return !!document.querySelector('.field[data-key=\"", key, "\"] .req')"].concat())
+        .eval(
+            &[
+                "return !!document.querySelector('.field[data-key=\"",
+                key,
+                "\"] .req')",
+            ]
+            .concat(),
+        )
         .await?;
     if marked != Value::Bool(true) {
         bail!("required setting `{key}` is not marked");
     }
     browser.click("#save-settings").await?;
     let error = ["#error-", key].concat();
-    browser.wait_until(&["document.querySelector('", &error, "').textContent.includes('required')"].concat()).await?;
+    browser
+        .wait_until(
+            &[
+                "document.querySelector('",
+                &error,
+                "').textContent.includes('required')",
+            ]
+            .concat(),
+        )
+        .await?;
     browser.fill(&field, bad).await?;
     browser.click("#save-settings").await?;
     browser
-        .wait_until(&["document.querySelector('", &error, "').textContent.includes('expected format')"].concat())
+        .wait_until(
+            &[
+                "document.querySelector('",
+                &error,
+                "').textContent.includes('expected format')",
+            ]
+            .concat(),
+        )
         .await?;
     browser.screenshot(&dir, "5-settings-error").await?;
     browser.fill(&field, good).await?;
@@ -131,7 +167,9 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
     browser.screenshot(&dir, "6-enabled").await?;
 
     // Through the API: the connection exists, with these settings, enabled.
-    let connections = server.api(&["/sources/", &server.demo_source_id, "/connections"].concat()).await?;
+    let connections = server
+        .api(&["/sources/", &server.demo_source_id, "/connections"].concat())
+        .await?;
     let found = connections
         .as_array()
         .into_iter()
@@ -147,8 +185,20 @@ async fn six_steps(server: &Server, browser: &Browser, flow: &Flow) -> Result<Va
 async fn check(flow: Flow) -> Result<()> {
     let server = Server::start().await?;
     // The source already sends track and screen calls.
-    server.track(&server.demo_write_key, "track", json!({"event": "Signed Up", "userId": "u1"})).await?;
-    server.track(&server.demo_write_key, "screen", json!({"name": "Home", "userId": "u1"})).await?;
+    server
+        .track(
+            &server.demo_write_key,
+            "track",
+            json!({"event": "Signed Up", "userId": "u1"}),
+        )
+        .await?;
+    server
+        .track(
+            &server.demo_write_key,
+            "screen",
+            json!({"name": "Home", "userId": "u1"}),
+        )
+        .await?;
     let browser = Browser::start().await?;
     log_in(&server, &browser).await?;
     let connection = six_steps(&server, &browser, &flow).await?;
@@ -201,15 +251,31 @@ async fn six_steps_from_a_source_overview() -> Result<()> {
 async fn names_are_shown_as_text_never_run() -> Result<()> {
     let server = Server::start().await?;
     let hostile = "<img src=x onerror=\"window.__xss=1\">";
-    let source = server.api_post("/sources", json!({"name": hostile})).await?;
+    let source = server
+        .api_post("/sources", json!({"name": hostile}))
+        .await?;
     let id = source["id"].as_str().unwrap_or_default().to_string();
     let browser = Browser::start().await?;
     log_in(&server, &browser).await?;
     for page in ["#/", "#/sources", &["#/sources/", &id].concat()] {
-        browser.client.goto(&[&server.origin, "/admin", page].concat()).await?;
+        browser
+            .client
+            .goto(&[&server.origin, "/admin", page].concat())
+            .await?;
         browser.client.refresh().await?;
-        browser.wait_until(&["document.body.textContent.includes('", "<img src=x onerror=", "')"].concat()).await?;
-        let ran = browser.eval("return window.__xss === 1 || !!document.querySelector('main img[src=\"x\"]')").await?;
+        browser
+            .wait_until(
+                &[
+                    "document.body.textContent.includes('",
+                    "<img src=x onerror=",
+                    "')",
+                ]
+                .concat(),
+            )
+            .await?;
+        let ran = browser
+            .eval("return window.__xss === 1 || !!document.querySelector('main img[src=\"x\"]')")
+            .await?;
         assert_eq!(ran, Value::Bool(false), "markup from a name ran on {page}");
     }
     assert_eq!(browser.text("#source-title").await?, hostile);
@@ -221,10 +287,15 @@ async fn names_are_shown_as_text_never_run() -> Result<()> {
 async fn a_wrong_token_is_refused_and_secrets_are_never_shown() -> Result<()> {
     let server = Server::start().await?;
     let browser = Browser::start().await?;
-    browser.client.goto(&[&server.origin, "/admin"].concat()).await?;
+    browser
+        .client
+        .goto(&[&server.origin, "/admin"].concat())
+        .await?;
     browser.fill("#token", &server.demo_write_key).await?;
     browser.click("#login").await?;
-    browser.wait_until("document.querySelector('#login-error').textContent.includes('not valid')").await?;
+    browser
+        .wait_until("document.querySelector('#login-error').textContent.includes('not valid')")
+        .await?;
 
     let secret = "whsec-very-secret-value-42";
     let c = server
@@ -235,13 +306,18 @@ async fn a_wrong_token_is_refused_and_secrets_are_never_shown() -> Result<()> {
         .await?;
     log_in(&server, &browser).await?;
     let id = c["id"].as_str().unwrap_or_default();
-    browser.client.goto(&[&server.origin, "/admin#/connections/", id].concat()).await?;
+    browser
+        .client
+        .goto(&[&server.origin, "/admin#/connections/", id].concat())
+        .await?;
     let input = browser.find("#setting-sharedSecret").await?;
     assert_eq!(input.prop("value").await?.unwrap_or_default(), "");
     let html = browser.client.source().await?;
     assert!(!html.contains(secret), "the secret reached the page");
     // Saving other settings keeps the secret.
-    browser.fill("#setting-url", "https://hooks.example.com/y").await?;
+    browser
+        .fill("#setting-url", "https://hooks.example.com/y")
+        .await?;
     browser.click("#update-settings").await?;
     browser.find("#saved .banner").await?;
     let now = server.api(&["/connections/", id].concat()).await?;

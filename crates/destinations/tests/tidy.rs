@@ -218,3 +218,41 @@ fn every_default_passes_its_own_validation() {
         }
     }
 }
+
+/// The file that implements a mode inside a destination's folder: the
+/// device adapter or the cloud forwarder.
+fn implementation_file(mode: switchyard_catalog::Mode) -> &'static str {
+    match mode {
+        switchyard_catalog::Mode::Device => "device.rs",
+        switchyard_catalog::Mode::Cloud => "cloud.rs",
+    }
+}
+
+/// A mode is offered as available only when its implementation is in the
+/// destination's folder and compiled in (declared in the folder's
+/// `mod.rs`); otherwise the catalog must say `available = false`.
+#[test]
+fn a_mode_is_available_only_with_its_implementation() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for d in catalog().unwrap().all() {
+        let folder = src.join(&d.slug);
+        let module = std::fs::read_to_string(folder.join("mod.rs")).unwrap_or_default();
+        for m in &d.modes {
+            let file = implementation_file(m.mode);
+            let stem = file.trim_end_matches(".rs");
+            let declared = module.lines().any(|line| {
+                let line = line.trim().trim_end_matches(';');
+                line.split_whitespace().last() == Some(stem)
+                    && line.split_whitespace().any(|w| w == "mod")
+            });
+            let implemented = folder.join(file).is_file() && declared;
+            assert!(
+                !m.available || implemented,
+                "{}: {} mode is marked available but {}/{file} is missing or not declared in mod.rs",
+                d.slug,
+                m.mode.as_str(),
+                d.slug
+            );
+        }
+    }
+}
