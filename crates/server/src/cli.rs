@@ -214,6 +214,18 @@ pub async fn sources(state: &AppState, cmd: SourcesCommand, out: &Output) -> any
     }
 }
 
+/// A number as typed: whole numbers stay integers (`5432`, not `5432.0`).
+fn number(raw: &str) -> anyhow::Result<Value> {
+    let raw = raw.trim();
+    if let Ok(i) = raw.parse::<i64>() {
+        return Ok(Value::from(i));
+    }
+    let f: f64 = raw.parse()?;
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .context("not a finite number")
+}
+
 /// Parses `key=value` pairs, typing each value by the destination's schema:
 /// numbers and booleans parsed, lists split on commas, maps as JSON.
 fn parse_settings(
@@ -233,11 +245,9 @@ fn parse_settings(
             Value::Null
         } else {
             match kind {
-                Some(SettingType::Number) => Value::from(
-                    raw.trim()
-                        .parse::<f64>()
-                        .with_context(|| format!("{key}: `{raw}` is not a number"))?,
-                ),
+                Some(SettingType::Number) => {
+                    number(raw).with_context(|| format!("{key}: `{raw}` is not a number"))?
+                }
                 Some(SettingType::Boolean) => match raw.trim() {
                     "true" | "yes" | "on" => Value::Bool(true),
                     "false" | "no" | "off" => Value::Bool(false),

@@ -779,7 +779,11 @@ fn settings_are_typed_by_the_destination_schema() {
     assert_eq!(added["mode"], "cloud", "the only mode is chosen");
     assert_eq!(added["enabled"], false, "not enabled without --enable");
     assert!(added["settings"]["port"].is_number(), "{added}");
-    assert_eq!(added["settings"]["port"].as_f64(), Some(5433.0));
+    assert_eq!(
+        added["settings"]["port"].as_u64(),
+        Some(5433),
+        "a whole number stays an integer"
+    );
     assert_eq!(added["settings"]["host"], "db.example.com");
     assert_eq!(added["settings"]["sslmode"], "require");
     assert_eq!(added["settings"]["password"], MASK);
