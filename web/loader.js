@@ -8,26 +8,52 @@ var key = (script && script.getAttribute("data-global-segment-analytics-key")) |
 // Events go back to where this script came from.
 var base = config.apiHost || (script && script.src ? script.src.replace(/\/analytics\.js\/v1\/.*$/, "") : location.origin);
 config.apiHost = base;
+
+// What plugins receive: analytics-next's Context shape.
+function Context(event) {
+  this.event = event;
+}
+Context.prototype.updateEvent = function (path, value) {
+  var parts = path.split("."), target = this.event;
+  for (var i = 0; i < parts.length - 1; i++) {
+    if (typeof target[parts[i]] !== "object" || target[parts[i]] === null) target[parts[i]] = {};
+    target = target[parts[i]];
+  }
+  target[parts[parts.length - 1]] = value;
+  return this.event;
+};
+
 wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(function () {
-  wasm_bindgen.start(config);
   var stub = window[key];
   var queue = Array.isArray(stub) ? stub.slice() : [];
-  var facade = { initialized: true, _writeKey: config.writeKey, VERSION: "switchyard" };
-  ["track", "identify", "page"].forEach(function (method) {
+  var call = wasm_bindgen.call;
+  var facade = { initialized: true, _writeKey: config.writeKey, VERSION: "switchyard-" + config.revision };
+  [
+    "track", "identify", "page", "screen", "alias", "ready", "reset", "setAnonymousId", "debug",
+    "on", "once", "off", "addSourceMiddleware", "addDestinationMiddleware", "register", "consent",
+  ].forEach(function (method) {
     facade[method] = function () {
-      wasm_bindgen.call(method, Array.prototype.slice.call(arguments));
-      return facade;
+      return call(method, Array.prototype.slice.call(arguments));
     };
   });
-  facade.user = function () {
-    return { anonymousId: wasm_bindgen.anonymousId };
+  facade.group = function () {
+    if (arguments.length) return call("group", Array.prototype.slice.call(arguments));
+    return { id: function () { return call("_groupId", []); }, traits: function () { return call("_groupTraits", []); } };
   };
+  facade.user = function () {
+    return {
+      id: function () { return call("_userId", []); },
+      anonymousId: function () { return call("_anonymousId", []); },
+      traits: function () { return call("_traits", []); },
+    };
+  };
+  facade.pageview = function (url) { return call("page", [{ path: url }]); };
+  facade.load = function () {};
+  wasm_bindgen.start(config, (stub && stub._loadOptions) || {}, facade, Context);
   window[key] = facade;
   // Calls made before the library loaded, in the order they were made.
-  queue.forEach(function (call) {
-    if (Array.isArray(call) && typeof call[0] === "string") {
-      wasm_bindgen.call(call[0], call.slice(1));
-    }
+  queue.forEach(function (c) {
+    if (Array.isArray(c) && typeof facade[c[0]] === "function") facade[c[0]].apply(facade, c.slice(1));
   });
 }, function (error) {
   if (window.console) console.error("Switchyard failed to load", error);

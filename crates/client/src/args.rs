@@ -1,4 +1,5 @@
-//! Resolving the argument shapes Analytics.js accepts for each call.
+//! The argument shapes Analytics.js accepts for each call, resolved as
+//! analytics-next resolves them.
 
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::{JsCast, JsValue};
@@ -6,7 +7,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::js::{as_id, as_object, get, is_plain_object};
 
 /// The page context Segment's snippet buffers with each early call.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct BufferedPage {
     pub canonical: Option<String>,
     pub path: Option<String>,
@@ -16,8 +17,8 @@ pub struct BufferedPage {
     pub referrer: Option<String>,
 }
 
-/// The arguments of one call, split into what the call was given and
-/// what the snippet added.
+/// The arguments of one call, with the snippet's buffered page context and
+/// the callback split off.
 pub struct Call {
     pub args: Vec<JsValue>,
     pub callback: Option<Function>,
@@ -25,8 +26,6 @@ pub struct Call {
 }
 
 impl Call {
-    /// Splits the snippet's buffered page context (a trailing
-    /// `{__t: "bpc", ...}`) and the callback off the arguments.
     pub fn new(args: &Array) -> Call {
         let mut args: Vec<JsValue> = args.iter().collect();
         let mut page = None;
@@ -56,78 +55,101 @@ impl Call {
         }
     }
 
-    fn arg(&self, i: usize) -> JsValue {
+    pub fn arg(&self, i: usize) -> JsValue {
         self.args.get(i).cloned().unwrap_or(JsValue::UNDEFINED)
     }
 
-    fn object(&self, i: usize) -> Option<Object> {
+    pub fn object(&self, i: usize) -> Option<Object> {
         self.args.get(i).and_then(as_object)
+    }
+
+    /// The plain objects among the first `n` arguments, in order.
+    fn objects(&self, n: usize) -> Vec<Object> {
+        self.args.iter().take(n).filter_map(as_object).collect()
     }
 }
 
-/// `track(event, properties?, options?, callback?)`.
-pub struct Track {
-    pub event: String,
-    pub properties: Option<Object>,
+/// What a call resolves to, common to every kind.
+pub struct Resolved {
+    /// `event` of track; `name` of page and screen; the user id of
+    /// identify; the group id of group; `userId` of alias.
+    pub name: Option<String>,
+    /// Page and screen category; alias `previousId`.
+    pub category: Option<String>,
+    /// Properties or traits.
+    pub fields: Option<Object>,
     pub options: Option<Object>,
 }
 
-pub fn track(call: &Call) -> Option<Track> {
-    let event = call.arg(0).as_string().filter(|e| !e.is_empty())?;
-    Some(Track {
-        event,
-        properties: call.object(1),
+/// `track(event, properties?, options?, callback?)`.
+pub fn track(call: &Call) -> Option<Resolved> {
+    let name = call.arg(0).as_string().filter(|e| !e.is_empty())?;
+    Some(Resolved {
+        name: Some(name),
+        category: None,
+        fields: call.object(1),
         options: call.object(2),
     })
 }
 
-/// `identify(userId?, traits?, options?, callback?)`; `identify(traits)`.
-pub struct Identify {
-    pub user_id: Option<String>,
-    pub traits: Option<Object>,
-    pub options: Option<Object>,
-}
-
-pub fn identify(call: &Call) -> Identify {
+/// `identify(userId?, traits?, options?, callback?)` and
+/// `group(groupId?, traits?, options?, callback?)`, where the id may be
+/// left out (`identify(traits)`).
+pub fn identified(call: &Call) -> Resolved {
     let first = call.arg(0);
     if is_plain_object(&first) {
-        return Identify {
-            user_id: None,
-            traits: call.object(0),
+        return Resolved {
+            name: None,
+            category: None,
+            fields: call.object(0),
             options: call.object(1),
         };
     }
-    Identify {
-        user_id: as_id(&first),
-        traits: call.object(1),
+    Resolved {
+        name: as_id(&first),
+        category: None,
+        fields: call.object(1),
         options: call.object(2),
     }
 }
 
-/// `page(category?, name?, properties?, options?, callback?)`, resolved
-/// as analytics-next does: two strings are category and name, one string
-/// is the name; the objects that follow are properties then options.
-pub struct Page {
-    pub category: Option<String>,
-    pub name: Option<String>,
-    pub properties: Option<Object>,
-    pub options: Option<Object>,
-}
-
-pub fn page(call: &Call) -> Page {
-    let args: Vec<&JsValue> = call.args.iter().take(5).collect();
-    let strings: Vec<String> = args.iter().filter_map(|a| a.as_string()).collect();
+/// `page(category?, name?, properties?, options?, callback?)` and
+/// `screen(...)`: two strings are category and name, one string is the
+/// name; the objects that follow are properties then options.
+pub fn page(call: &Call) -> Resolved {
+    let strings: Vec<String> = call
+        .args
+        .iter()
+        .take(5)
+        .filter_map(|a| a.as_string())
+        .collect();
     let (category, name) = match strings.as_slice() {
         [] => (None, None),
         [name] => (None, Some(name.clone())),
         [category, name, ..] => (Some(category.clone()), Some(name.clone())),
     };
-    let objects: Vec<Object> = args.iter().filter_map(|a| as_object(a)).collect();
-    let mut objects = objects.into_iter();
-    Page {
-        category,
+    let mut objects = call.objects(5).into_iter();
+    Resolved {
         name,
-        properties: objects.next(),
+        category,
+        fields: objects.next(),
         options: objects.next(),
     }
+}
+
+/// `alias(userId, previousId?, options?, callback?)`.
+pub fn alias(call: &Call) -> Option<Resolved> {
+    let to = as_id(&call.arg(0))?;
+    let second = call.arg(1);
+    let (from, options) = if is_plain_object(&second) {
+        (None, call.object(1))
+    } else {
+        (as_id(&second), call.object(2))
+    };
+    Some(Resolved {
+        name: Some(to),
+        category: from,
+        fields: None,
+        options,
+    })
 }

@@ -3,44 +3,56 @@
 use js_sys::Object;
 use wasm_bindgen::JsValue;
 
-use crate::args::{BufferedPage, Identify, Page, Track};
-use crate::js::{copy_or_new, get, set, set_str};
-use crate::{LIBRARY_NAME, LIBRARY_VERSION, browser};
+use crate::args::{BufferedPage, Resolved};
+use crate::identity::Identity;
+use crate::js::{self, copy_or_new, get, set, set_str};
+use crate::{browser, ids};
 
-const ANONYMOUS_ID: &str = "ajs_anonymous_id";
-const USER_ID: &str = "ajs_user_id";
-
-/// Who the visitor is: an anonymous id kept across visits, and the user id
-/// once `identify` gave one. Stored where Segment's libraries keep them,
-/// so a site that ran Segment keeps its visitors' ids.
-pub struct Identity {
-    anonymous_id: String,
-    user_id: Option<String>,
+/// The six calls.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Track,
+    Identify,
+    Page,
+    Screen,
+    Group,
+    Alias,
 }
 
-impl Identity {
-    pub fn load() -> Identity {
-        let anonymous_id = browser::load_id(ANONYMOUS_ID).unwrap_or_else(browser::random_uuid);
-        // Written back every start: restores a cookie cleared while
-        // localStorage kept the id, and the other way round.
-        browser::store_id(ANONYMOUS_ID, &anonymous_id);
-        Identity {
-            anonymous_id,
-            user_id: browser::load_id(USER_ID),
+impl Kind {
+    pub fn from_method(m: &str) -> Option<Kind> {
+        Some(match m {
+            "track" => Kind::Track,
+            "identify" => Kind::Identify,
+            "page" => Kind::Page,
+            "screen" => Kind::Screen,
+            "group" => Kind::Group,
+            "alias" => Kind::Alias,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Track => "track",
+            Kind::Identify => "identify",
+            Kind::Page => "page",
+            Kind::Screen => "screen",
+            Kind::Group => "group",
+            Kind::Alias => "alias",
         }
     }
 
-    pub fn anonymous_id(&self) -> &str {
-        &self.anonymous_id
-    }
-
-    pub fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
-    }
-
-    pub(crate) fn set_user_id(&mut self, id: &str) {
-        browser::store_id(USER_ID, id);
-        self.user_id = Some(id.to_string());
+    /// The browser's short path on the tracking API.
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Track => "t",
+            Kind::Identify => "i",
+            Kind::Page => "p",
+            Kind::Screen => "s",
+            Kind::Group => "g",
+            Kind::Alias => "a",
+        }
     }
 }
 
@@ -69,70 +81,125 @@ pub(crate) fn page_context(buffered: Option<&BufferedPage>) -> Object {
     live
 }
 
-fn base(kind: &str, identity: &Identity, page: &Object, options: Option<&Object>) -> Object {
+/// `context.campaign` from `utm_*` query parameters, named as Segment
+/// names them (`utm_campaign` is `name`).
+pub(crate) fn campaign(search: &str) -> Option<Object> {
+    let out = Object::new();
+    let mut any = false;
+    for (key, value) in ids::query_pairs(search) {
+        if let Some(k) = key.strip_prefix("utm_") {
+            let k = if k == "campaign" { "name" } else { k };
+            set_str(&out, k, &value);
+            any = true;
+        }
+    }
+    any.then_some(out)
+}
+
+/// Everything an event needs besides its call: who, where, and the
+/// library's static context.
+pub(crate) struct Env<'a> {
+    pub identity: &'a Identity,
+    pub page: Object,
+    /// userAgent, locale, timezone, screen, campaign, library, consent.
+    pub context: &'a Object,
+}
+
+pub(crate) fn build(kind: Kind, r: &Resolved, env: &Env<'_>) -> Object {
     let ev = Object::new();
-    set_str(&ev, "type", kind);
+    set_str(&ev, "type", kind.name());
     set_str(&ev, "messageId", &browser::random_uuid());
-    set_str(&ev, "anonymousId", identity.anonymous_id());
-    set(
-        &ev,
-        "userId",
-        &identity
-            .user_id()
-            .map(JsValue::from_str)
-            .unwrap_or(JsValue::NULL),
-    );
+    set_str(&ev, "anonymousId", env.identity.anonymous_id());
+    set(&ev, "userId", &env.identity.user_id_value());
     set_str(&ev, "timestamp", &browser::now_iso());
 
-    let context = Object::new();
-    set(&context, "page", page);
-    if let Some(ua) = browser::user_agent() {
-        set_str(&context, "userAgent", &ua);
-    }
-    if let Some(locale) = browser::locale() {
-        set_str(&context, "locale", &locale);
-    }
-    let library = Object::new();
-    set_str(&library, "name", LIBRARY_NAME);
-    set_str(&library, "version", LIBRARY_VERSION);
-    set(&context, "library", &library);
+    let context = Object::assign(&Object::new(), env.context);
+    set(&context, "page", &env.page);
     set(&ev, "context", &context);
+    set(&ev, "integrations", &Object::new());
 
-    let integrations = options
-        .map(|o| get(o, "integrations"))
-        .filter(crate::js::is_plain_object)
-        .unwrap_or_else(|| Object::new().into());
-    set(&ev, "integrations", &integrations);
-    ev
-}
-
-pub(crate) fn track(identity: &Identity, t: &Track, page: &Object) -> Object {
-    let ev = base("track", identity, page, t.options.as_ref());
-    set_str(&ev, "event", &t.event);
-    set(&ev, "properties", &copy_or_new(t.properties.as_ref()));
-    ev
-}
-
-pub(crate) fn identify(identity: &Identity, i: &Identify, page: &Object) -> Object {
-    let ev = base("identify", identity, page, i.options.as_ref());
-    set(&ev, "traits", &copy_or_new(i.traits.as_ref()));
-    ev
-}
-
-pub(crate) fn page(identity: &Identity, p: &Page, page: &Object) -> Object {
-    let ev = base("page", identity, page, p.options.as_ref());
-    // Properties start from the page context; the caller's win.
-    let properties = Object::assign(
-        &copy_or_new(Some(page)),
-        &copy_or_new(p.properties.as_ref()),
-    );
-    if let Some(name) = &p.name {
-        set_str(&ev, "name", name);
-        set_str(&properties, "name", name);
+    let fields = copy_or_new(r.fields.as_ref());
+    match kind {
+        Kind::Track => {
+            set_str(&ev, "event", r.name.as_deref().unwrap_or_default());
+            set(&ev, "properties", &fields);
+        }
+        Kind::Page | Kind::Screen => {
+            let properties = if kind == Kind::Page {
+                Object::assign(&copy_or_new(Some(&env.page)), &fields)
+            } else {
+                fields
+            };
+            if let Some(name) = &r.name {
+                set_str(&ev, "name", name);
+                set_str(&properties, "name", name);
+            }
+            if let Some(category) = &r.category {
+                set_str(&ev, "category", category);
+            }
+            set(&ev, "properties", &properties);
+        }
+        Kind::Identify => {
+            // The identity already holds the new id and merged traits.
+            set(&ev, "traits", &copy_or_new(Some(env.identity.traits())));
+        }
+        Kind::Group => {
+            let id = env
+                .identity
+                .group_id()
+                .map(JsValue::from_str)
+                .unwrap_or(JsValue::NULL);
+            set(&ev, "groupId", &id);
+            set(
+                &ev,
+                "traits",
+                &copy_or_new(Some(env.identity.group_traits())),
+            );
+        }
+        Kind::Alias => {
+            set_str(&ev, "userId", r.name.as_deref().unwrap_or_default());
+            let previous = r
+                .category
+                .clone()
+                .or_else(|| env.identity.user_id().map(str::to_string))
+                .unwrap_or_else(|| env.identity.anonymous_id().to_string());
+            set_str(&ev, "previousId", &previous);
+        }
     }
-    if let Some(category) = &p.category {
-        set_str(&ev, "category", category);
+    if let Some(options) = &r.options {
+        apply_options(&ev, &context, options);
     }
-    set(&ev, "properties", &properties);
     ev
+}
+
+/// Per-call options, as analytics-next reads them: `integrations`,
+/// `timestamp`, `anonymousId` and `context` have their own places; any
+/// other key goes into `context` (`traits` among them).
+fn apply_options(ev: &Object, context: &Object, options: &Object) {
+    for key in js::keys(options) {
+        let value = get(options, &key);
+        match key.as_str() {
+            "integrations" => {
+                if js::is_plain_object(&value) {
+                    set(ev, "integrations", &js::clone_json(&value));
+                }
+            }
+            "timestamp" => {
+                if let Some(t) = browser::iso(&value) {
+                    set_str(ev, "timestamp", &t);
+                }
+            }
+            "anonymousId" => {
+                if let Some(id) = js::as_id(&value) {
+                    set_str(ev, "anonymousId", &id);
+                }
+            }
+            "context" => {
+                if let Some(o) = js::as_object(&value) {
+                    Object::assign(context, &o);
+                }
+            }
+            _ => set(context, &key, &value),
+        }
+    }
 }

@@ -39,6 +39,69 @@ pub fn stored_id(raw: &str) -> Option<String> {
     (!s.is_empty() && s != "null" && s != "undefined").then(|| s.to_string())
 }
 
+/// A number in decimal, without `core::fmt` (which would weigh on the
+/// wasm module).
+pub fn decimal(mut n: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b'0' + (n % 10) as u8);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Whether `host` is an IP address (v4 dotted digits, or v6).
+pub fn is_ip(host: &str) -> bool {
+    host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Decodes a URL query (`?a=1&b=x%20y`) into pairs, `+` as a space.
+pub fn query_pairs(search: &str) -> Vec<(String, String)> {
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +125,38 @@ mod tests {
         assert_eq!(cookie(jar, "ajs"), None);
         assert_eq!(cookie("", "a"), None);
         assert_eq!(cookie("novalue; a=2", "a"), Some("2"));
+    }
+
+    #[test]
+    fn decimals_and_hosts() {
+        assert_eq!(decimal(0), "0");
+        assert_eq!(decimal(429), "429");
+        assert_eq!(decimal(u64::MAX), "18446744073709551615");
+        assert!(is_ip("127.0.0.1"));
+        assert!(is_ip("::1"));
+        assert!(!is_ip("shop.example.com"));
+        assert!(!is_ip("localhost"));
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let pairs = query_pairs(
+            "?utm_source=news&ajs_prop_a=x%20y+z&empty=&flag&bad=%zz&trail=%4&u=%C3%A9",
+        );
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("utm_source"), Some("news"));
+        assert_eq!(get("ajs_prop_a"), Some("x y z"));
+        assert_eq!(get("empty"), Some(""));
+        assert_eq!(get("flag"), Some(""));
+        assert_eq!(get("bad"), Some("%zz"));
+        assert_eq!(get("trail"), Some("%4"));
+        assert_eq!(get("u"), Some("é"));
+        assert!(query_pairs("").is_empty());
     }
 
     #[test]

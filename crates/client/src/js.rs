@@ -1,18 +1,26 @@
 //! Small helpers over `js_sys` values.
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
 pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-pub(crate) fn set(obj: &Object, key: &str, value: &JsValue) {
-    // Setting a property of a plain object we created cannot fail.
+pub(crate) fn get_str(obj: &JsValue, key: &str) -> Option<String> {
+    get(obj, key).as_string()
+}
+
+pub(crate) fn set(obj: &JsValue, key: &str, value: &JsValue) {
+    // Setting a property of a plain object cannot fail; of a frozen one it
+    // may, and then the value simply stays.
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-pub(crate) fn set_str(obj: &Object, key: &str, value: &str) {
+pub(crate) fn set_str(obj: &JsValue, key: &str, value: &str) {
     set(obj, key, &JsValue::from_str(value));
 }
 
@@ -39,7 +47,56 @@ pub(crate) fn as_id(v: &JsValue) -> Option<String> {
     if let Some(s) = v.as_string() {
         return (!s.is_empty()).then_some(s);
     }
-    v.as_f64()
-        .and_then(|_| js_sys::JSON::stringify(v).ok())
-        .map(String::from)
+    v.as_f64().and_then(|_| stringify(v))
+}
+
+pub(crate) fn stringify(v: &JsValue) -> Option<String> {
+    js_sys::JSON::stringify(v).ok().map(String::from)
+}
+
+pub(crate) fn parse(s: &str) -> Option<JsValue> {
+    js_sys::JSON::parse(s).ok()
+}
+
+/// A deep copy through JSON: what leaves the page is what was passed, and
+/// later changes by the page do not reach a queued event.
+pub(crate) fn clone_json(v: &JsValue) -> JsValue {
+    stringify(v)
+        .and_then(|s| parse(&s))
+        .unwrap_or(JsValue::NULL)
+}
+
+pub(crate) fn keys(obj: &JsValue) -> Vec<String> {
+    match as_object(obj) {
+        Some(o) => Object::keys(&o)
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Calls `f` with `args`; an exception becomes `Err`, never reaches the page.
+pub(crate) fn call(f: &Function, this: &JsValue, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let array: Array = args.iter().collect();
+    f.apply(this, &array)
+}
+
+/// The method `name` of `obj`, if it has one.
+pub(crate) fn method(obj: &JsValue, name: &str) -> Option<Function> {
+    let f = get(obj, name);
+    f.is_function().then(|| f.unchecked_into())
+}
+
+/// A promise of `v`: `v` itself if it is a thenable.
+pub(crate) fn promise(v: &JsValue) -> Promise {
+    Promise::resolve(v)
+}
+
+/// `promise.then(f)`, with `f` any JS function.
+pub(crate) fn then(promise: &Promise, f: &JsValue) -> Promise {
+    method(promise, "then")
+        .and_then(|then| call(&then, promise, std::slice::from_ref(f)).ok())
+        .map(|p| p.unchecked_into())
+        .unwrap_or_else(|| promise.clone())
 }

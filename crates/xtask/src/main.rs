@@ -62,6 +62,42 @@ pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// The stand-in tracking API of the in-browser tests
+/// (`tests/src/bin/mock-api.rs`), stopped when dropped.
+struct MockApi {
+    child: std::process::Child,
+    origin: String,
+}
+
+impl MockApi {
+    fn start() -> Result<MockApi> {
+        run_cmd(cargo().args(["build", "--package", "switchyard-tests", "--bin", "mock-api"]))?;
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let mut child = Command::new(target_dir.join("debug/mock-api"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot start mock-api")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("mock-api has no stdout")?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let origin = line.trim().to_string();
+        if !origin.starts_with("http://") {
+            let _ = child.kill();
+            bail!("mock-api did not print its origin: {line:?}");
+        }
+        Ok(MockApi { child, origin })
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
@@ -141,7 +177,9 @@ fn test(root: &Path) -> Result<()> {
     ]))?;
     build_client(root)?;
     run_cmd(cargo().args(["test", "--workspace"]))?;
-    // In-browser unit tests: wasm-bindgen-test in headless Chromium.
+    // In-browser unit tests: wasm-bindgen-test in headless Chromium,
+    // against a stand-in tracking API that fails on purpose.
+    let mock = MockApi::start()?;
     run_cmd(
         cargo()
             .args([
@@ -155,8 +193,10 @@ fn test(root: &Path) -> Result<()> {
                 "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
                 "wasm-bindgen-test-runner",
             )
-            .env("CHROMEDRIVER", setup::CHROMEDRIVER),
+            .env("CHROMEDRIVER", setup::CHROMEDRIVER)
+            .env("SWITCHYARD_TEST_API", &mock.origin),
     )?;
+    drop(mock);
     println!("xtask test: every gate and every test passed");
     Ok(())
 }

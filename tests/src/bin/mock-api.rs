@@ -1,0 +1,132 @@
+//! A stand-in tracking API for the browser library's in-browser unit tests:
+//! it records every request and answers by write key, so a test can make
+//! delivery fail the way real servers do.
+//!
+//! - `ok-*`: 200.
+//! - `e500-*`: 500 twice per message, then 200.
+//! - `r429-*`: 429 with `Retry-After: 1` once per message, then 200.
+//! - `b400-*`: 400, always.
+//!
+//! `GET /log/{writeKey}` returns what arrived for a write key. Prints its
+//! origin on the first line of stdout and serves until killed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Log {
+    records: HashMap<String, Vec<Value>>,
+    attempts: HashMap<String, u32>,
+}
+
+type Shared = Arc<Mutex<Log>>;
+
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, x-retry-count, authorization"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after"),
+    );
+    r
+}
+
+async fn track(
+    State(log): State<Shared>,
+    Path(call): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if method == Method::OPTIONS {
+        return cors(StatusCode::NO_CONTENT.into_response());
+    }
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let key = value["writeKey"].as_str().unwrap_or_default().to_string();
+    let events: Vec<Value> = match value["batch"].as_array() {
+        Some(b) => b.clone(),
+        None => vec![value.clone()],
+    };
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let retry = headers
+        .get("x-retry-count")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut log = log.lock().unwrap();
+    let message = events
+        .first()
+        .and_then(|e| e["messageId"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let n = {
+        let a = log.attempts.entry(message).or_insert(0);
+        *a += 1;
+        *a
+    };
+    let path = ["/v1/", &call].concat();
+    log.records.entry(key.clone()).or_default().push(json!({
+        "path": path, "retry": retry, "t": ms, "body": value, "attempt": n,
+    }));
+    let (status, retry_after) = if key.starts_with("e500") && n <= 2 {
+        (StatusCode::INTERNAL_SERVER_ERROR, None)
+    } else if key.starts_with("r429") && n <= 1 {
+        (StatusCode::TOO_MANY_REQUESTS, Some("1"))
+    } else if key.starts_with("b400") {
+        (StatusCode::BAD_REQUEST, None)
+    } else {
+        (StatusCode::OK, None)
+    };
+    let mut r = (status, "{}").into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(s));
+    }
+    cors(r)
+}
+
+async fn read(State(log): State<Shared>, Path(key): Path<String>) -> Response {
+    let records = log
+        .lock()
+        .unwrap()
+        .records
+        .get(&key)
+        .cloned()
+        .unwrap_or_default();
+    cors(axum::Json(records).into_response())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let log: Shared = Arc::default();
+    let app = Router::new()
+        .route("/v1/{call}", post(track).options(track))
+        .route("/log/{key}", get(read))
+        .with_state(log);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("http://{}", listener.local_addr().expect("address"));
+    axum::serve(listener, app).await.expect("serve");
+}
