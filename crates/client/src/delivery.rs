@@ -57,6 +57,8 @@ pub(crate) struct Queue {
     timer_at: Option<f64>,
     /// Called with `(message, detail)` when an event is given up.
     pub on_error: Option<OnError>,
+    /// A write of the queue to localStorage is scheduled.
+    dirty: bool,
 }
 
 pub(crate) type Shared = Rc<RefCell<Queue>>;
@@ -66,6 +68,7 @@ pub(crate) type OnError = Rc<dyn Fn(&str, JsValue)>;
 
 thread_local! {
     static FLUSH: RefCell<Option<Function>> = const { RefCell::new(None) };
+    static PERSIST: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
 fn hb_key(prefix: &str, tab: &str) -> String {
@@ -89,6 +92,7 @@ impl Queue {
             in_flight: 0,
             timer_at: None,
             on_error: None,
+            dirty: false,
         }
     }
 
@@ -127,8 +131,23 @@ impl Queue {
         s
     }
 
+    /// Schedules a write of the queue: many changes in one task (a loop
+    /// of `track` calls, a burst of replies) cost one write, not one each.
+    fn mark_dirty(&mut self) {
+        if self.dirty {
+            return;
+        }
+        self.dirty = true;
+        PERSIST.with(|f| {
+            if let Some(f) = f.borrow().as_ref() {
+                browser::set_timeout(f, 0.0);
+            }
+        });
+    }
+
     /// Writes this tab's queue and heartbeat to localStorage.
-    pub(crate) fn persist(&self) {
+    pub(crate) fn persist(&mut self) {
+        self.dirty = false;
         let key = q_key(&self.prefix, &self.tab);
         if self.items.is_empty() {
             storage::remove_item(&key);
@@ -275,10 +294,17 @@ pub(crate) fn start(queue: &Shared) {
     let q = queue.clone();
     browser::on_window("pagehide", move || q.borrow_mut().on_page_hide());
     let q = queue.clone();
-    browser::on_window("pageshow", move || {
-        q.borrow().persist();
-        q.borrow().heartbeat();
+    browser::on_window("pageshow", move || q.borrow_mut().persist());
+    let shared = queue.clone();
+    let write = Closure::<dyn FnMut()>::new(move || {
+        let mut q = shared.borrow_mut();
+        if q.dirty {
+            q.persist();
+        }
     });
+    PERSIST
+        .with(|slot| *slot.borrow_mut() = Some(write.as_ref().unchecked_ref::<Function>().clone()));
+    write.forget();
     let q = queue.clone();
     browser::on_window("online", move || flush(&q));
     let q = queue.clone();
@@ -326,7 +352,7 @@ pub(crate) fn enqueue(queue: &Shared, json: String, path: &str) {
             next_at: 0.0,
             in_flight: false,
         });
-        q.persist();
+        q.mark_dirty();
         q.batching
     };
     match batching {
@@ -477,7 +503,7 @@ fn settle(queue: &Shared, sent: &[String], reply: browser::Reply) {
             }
         }
         q.items = keep;
-        q.persist();
+        q.mark_dirty();
     }
     let on_error = queue.borrow().on_error.clone();
     if let Some(on_error) = on_error {

@@ -117,7 +117,12 @@ pub(crate) async fn run_plugin(
     let Some(f) = js::method(plugin, method) else {
         return Ok(ctx);
     };
-    let out = JsFuture::from(js::promise(&js::call(&f, plugin, std::slice::from_ref(&ctx))?)).await?;
+    let out = JsFuture::from(js::promise(&js::call(
+        &f,
+        plugin,
+        std::slice::from_ref(&ctx),
+    )?))
+    .await?;
     Ok(if get(&out, "event").is_object() {
         out
     } else {
