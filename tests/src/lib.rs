@@ -12,6 +12,8 @@ use serde_json::Value;
 use switchyard_server::boot;
 use switchyard_server::config::{ServeConfig, StoreConfig};
 
+pub mod measure;
+
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -28,11 +30,162 @@ pub struct Server {
     pub demo_write_key: String,
     pub demo_source_id: String,
     http: reqwest::Client,
+    tracking: Tracking,
     _data: tempfile::TempDir,
+}
+
+/// A tracking request (`POST /v1/...`) as it reached the server, kept by a
+/// server started with [`Server::start_recording`].
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+    /// Answered 503 without being stored (see [`Server::refuse_tracking`]).
+    pub refused: bool,
+}
+
+impl Received {
+    /// The body as JSON, if it is.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The events it carried: the body itself, or each of its `batch`.
+    pub fn events(&self) -> Vec<Value> {
+        match self.json() {
+            Some(Value::Object(mut o)) => match o.remove("batch") {
+                Some(Value::Array(batch)) => batch,
+                Some(other) => {
+                    o.insert("batch".into(), other);
+                    vec![Value::Object(o)]
+                }
+                None => vec![Value::Object(o)],
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `messageId` of each event it carried.
+    pub fn message_ids(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| e["messageId"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// What a recording server keeps: the tracking requests, and whether it
+/// refuses them for now.
+#[derive(Clone, Default)]
+struct Tracking {
+    log: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn record_tracking(
+    axum::extract::State(tracking): axum::extract::State<Tracking>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    if request.method() != axum::http::Method::POST || !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let refused = tracking.refusing.load(std::sync::atomic::Ordering::SeqCst);
+    tracking.log.lock().unwrap().push(Received {
+        path,
+        body: bytes.to_vec(),
+        at: Instant::now(),
+        refused,
+    });
+    if refused {
+        use axum::response::IntoResponse;
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+            axum::Json(serde_json::json!({ "error": "the tracking API is down (test outage)" })),
+        )
+            .into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 impl Server {
     pub async fn start() -> Result<Server> {
+        Server::start_recording_if(false).await
+    }
+
+    /// A server that also keeps every tracking request it receives, for
+    /// [`Server::received`].
+    pub async fn start_recording() -> Result<Server> {
+        Server::start_recording_if(true).await
+    }
+
+    /// The tracking requests received so far (only when started with
+    /// [`Server::start_recording`]), in the order they arrived.
+    pub fn received(&self) -> Vec<Received> {
+        self.tracking.log.lock().unwrap().clone()
+    }
+
+    /// While `refuse` is set, a server started with
+    /// [`Server::start_recording`] answers every tracking request 503
+    /// without storing it: an outage of the tracking API.
+    pub fn refuse_tracking(&self, refuse: bool) {
+        self.tracking
+            .refusing
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every event in `/api/events`.
+    pub async fn all_events(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .api("/events?limit=1000")
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Waits until `/api/events` holds at least `n` events `matches`
+    /// accepts, and returns those it holds.
+    pub async fn wait_for_events(
+        &self,
+        n: usize,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found: Vec<Value> = self
+                .all_events()
+                .await?
+                .into_iter()
+                .filter(|e| matches(e))
+                .collect();
+            if found.len() >= n {
+                return Ok(found);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} of {n} matching events arrived: {}",
+                    found.len(),
+                    Value::from(found)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn start_recording_if(record: bool) -> Result<Server> {
         let data = tempfile::tempdir()?;
         let config = ServeConfig {
             addr: "127.0.0.1:0".parse()?,
@@ -55,7 +208,14 @@ impl Server {
             .context("first start made no admin token")?;
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
-        let app = switchyard_server::app(opened.state);
+        let tracking = Tracking::default();
+        let mut app = switchyard_server::app(opened.state);
+        if record {
+            app = app.layer(axum::middleware::from_fn_with_state(
+                tracking.clone(),
+                record_tracking,
+            ));
+        }
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Server {
             origin: ["http://", &addr.to_string()].concat(),
@@ -63,6 +223,7 @@ impl Server {
             demo_write_key: demo.write_key,
             demo_source_id: demo.id,
             http: reqwest::Client::new(),
+            tracking,
             _data: data,
         })
     }
@@ -307,6 +468,47 @@ impl Browser {
         Ok(())
     }
 
+    /// Sends one of chromedriver's own commands (`POST
+    /// /session/{id}/{path}` with a JSON body) and returns its value.
+    pub async fn driver_command(&self, path: &str, body: Value) -> Result<Value> {
+        let cmd = DriverCommand {
+            path: path.to_string(),
+            body,
+        };
+        self.client
+            .issue_cmd(cmd)
+            .await
+            .with_context(|| format!("chromedriver command {path}"))
+    }
+
+    /// Runs a Chrome DevTools Protocol command in the current tab.
+    pub async fn devtools(&self, cmd: &str, params: Value) -> Result<Value> {
+        self.driver_command(
+            "goog/cdp/execute",
+            serde_json::json!({ "cmd": cmd, "params": params }),
+        )
+        .await
+    }
+
+    /// Takes the current tab off the network, or puts it back, through
+    /// chromedriver's network emulation: requests fail and
+    /// `navigator.onLine` follows, as when a laptop loses its Wi-Fi.
+    pub async fn set_offline(&self, offline: bool) -> Result<()> {
+        self.driver_command(
+            "chromium/network_conditions",
+            serde_json::json!({
+                "network_conditions": {
+                    "offline": offline,
+                    "latency": 0,
+                    "download_throughput": -1,
+                    "upload_throughput": -1,
+                }
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn close(mut self) -> Result<()> {
         let result = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -318,5 +520,26 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+    }
+}
+
+/// A chromedriver extension command for `fantoccini::Client::issue_cmd`.
+#[derive(Debug)]
+struct DriverCommand {
+    path: String,
+    body: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DriverCommand {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&["session/", session_id.unwrap_or_default(), "/", &self.path].concat())
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        (reqwest::Method::POST, Some(self.body.to_string()))
     }
 }

@@ -174,24 +174,31 @@ impl Queue {
         );
     }
 
-    /// Takes over the queues of tabs that are gone.
-    fn claim_orphans(&mut self) -> usize {
+    /// The queue keys of tabs that are gone (no heartbeat for a while, or
+    /// marked gone when their page was hidden).
+    fn orphans(&self) -> Vec<String> {
         let now = browser::now_ms();
         let q_prefix = [&self.prefix, "q."].concat();
+        storage::keys_with_prefix(&q_prefix)
+            .into_iter()
+            .filter(|key| {
+                let tab = key.strip_prefix(&q_prefix).unwrap_or_default();
+                let beat = storage::get_item(&hb_key(&self.prefix, tab))
+                    .map(|v| js_sys::Number::from(JsValue::from_str(&v)).value_of())
+                    .filter(|v| !v.is_nan())
+                    .unwrap_or(0.0);
+                tab != self.tab && now - beat >= STALE_MS
+            })
+            .collect()
+    }
+
+    /// Takes over the queues of tabs that are gone.
+    fn claim_orphans(&mut self) -> usize {
+        let q_prefix = [&self.prefix, "q."].concat();
         let mut claimed = 0;
-        for key in storage::keys_with_prefix(&q_prefix) {
-            let tab = &key[q_prefix.len()..];
-            if tab == self.tab {
-                continue;
-            }
+        for key in self.orphans() {
+            let tab = key.strip_prefix(&q_prefix).unwrap_or_default();
             let hb = hb_key(&self.prefix, tab);
-            let beat = storage::get_item(&hb)
-                .map(|v| js_sys::Number::from(JsValue::from_str(&v)).value_of())
-                .filter(|v| !v.is_nan())
-                .unwrap_or(0.0);
-            if now - beat < STALE_MS {
-                continue;
-            }
             let list = storage::get_item(&key).and_then(|s| js::parse(&s));
             storage::remove_item(&key);
             storage::remove_item(&hb);
@@ -305,12 +312,18 @@ pub(crate) fn start(queue: &Shared) {
     PERSIST
         .with(|slot| *slot.borrow_mut() = Some(write.as_ref().unchecked_ref::<Function>().clone()));
     write.forget();
+    // A tab that closed while others stay open leaves its queue behind:
+    // the others take it over, checking at each heartbeat and when the
+    // browser comes back online.
     let q = queue.clone();
-    browser::on_window("online", move || flush(&q));
+    browser::on_window("online", move || {
+        claim_if_orphans(&q);
+        flush(&q);
+    });
     let q = queue.clone();
     let beat = Closure::<dyn FnMut()>::new(move || {
-        let q = q.borrow();
-        q.heartbeat();
+        q.borrow().heartbeat();
+        claim_if_orphans(&q);
     });
     if let Some(w) = browser::window() {
         let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
@@ -320,6 +333,13 @@ pub(crate) fn start(queue: &Shared) {
     }
     beat.forget();
     queue.borrow().heartbeat();
+}
+
+fn claim_if_orphans(queue: &Shared) {
+    let any = !queue.borrow().orphans().is_empty();
+    if any {
+        claim(queue);
+    }
 }
 
 /// Claims orphaned queues, under a Web Lock when the browser has them.

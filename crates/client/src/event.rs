@@ -132,7 +132,11 @@ pub(crate) fn build(kind: Kind, r: &Resolved, env: &Env<'_>) -> Object {
             };
             if let Some(name) = &r.name {
                 set_str(&ev, "name", name);
-                set_str(&properties, "name", name);
+                // analytics-next names the page in its properties too,
+                // but not the screen.
+                if kind == Kind::Page {
+                    set_str(&properties, "name", name);
+                }
             }
             if let Some(category) = &r.category {
                 set_str(&ev, "category", category);

@@ -100,3 +100,7 @@ pub(crate) fn then(promise: &Promise, f: &JsValue) -> Promise {
         .map(|p| p.unchecked_into())
         .unwrap_or_else(|| promise.clone())
 }
+
+pub(crate) fn str_array(items: &[String]) -> Array {
+    items.iter().map(|s| JsValue::from_str(s)).collect()
+}

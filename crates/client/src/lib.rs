@@ -319,7 +319,9 @@ fn load_plugin(core: &Shared, index: usize) {
         }
         Ok(JsValue::UNDEFINED)
     });
-    core.borrow_mut().loads.push(done);
+    let mut c = core.borrow_mut();
+    c.plugins[index].loading = Some(done.clone());
+    c.loads.push(done);
 }
 
 /// Runs one call of the public API, by name, with the page's arguments;
@@ -440,6 +442,7 @@ fn register(core: &Shared, plugins: &[JsValue]) -> Promise {
                 kind,
                 categories,
                 state: LoadState::Waiting,
+                loading: None,
             });
             c.plugins.len() - 1
         };
@@ -582,8 +585,54 @@ async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
     let event = js::get(&ctx, "event");
     let integrations = js::get(&event, "integrations");
 
-    // The tracking API.
-    if pipeline::allowed(&integrations, "Segment.io")
+    // The destination plugins this event reaches: allowed by the call's
+    // integrations and by consent, and loaded (one still loading is waited
+    // for, as analytics-next buffers events for it).
+    let mut targets: Vec<(Plugin, Vec<Function>)> = Vec::new();
+    for p in plugins.iter().filter(|p| p.kind == PluginType::Destination) {
+        let (allowed, loading) = {
+            let c = core.borrow();
+            let current = c.plugins.iter().find(|q| q.obj == p.obj);
+            (
+                pipeline::allowed(&integrations, &p.name)
+                    && pipeline::consented(c.consent.as_ref(), &p.categories),
+                current.and_then(|q| q.loading.clone()),
+            )
+        };
+        let Some(loading) = loading.filter(|_| allowed) else {
+            continue;
+        };
+        let waited = pipeline::race(
+            loading,
+            pipeline::timeout(READY_TIMEOUT_MS, JsValue::UNDEFINED),
+        );
+        let _ = JsFuture::from(waited).await;
+        let c = core.borrow();
+        if c.plugins.iter().find(|q| q.obj == p.obj).map(|q| q.state) != Some(LoadState::Loaded) {
+            continue;
+        }
+        let chain = c
+            .destination_middleware
+            .iter()
+            .filter(|(n, _)| n == &p.name)
+            .map(|(_, f)| f.clone())
+            .collect();
+        targets.push((p.clone(), chain));
+    }
+
+    // Which destinations got the event in the browser, so the server does
+    // not deliver it to them again.
+    let metadata = Object::new();
+    let mut bundled = vec!["Segment.io".to_string()];
+    bundled.extend(targets.iter().map(|(p, _)| p.name.clone()));
+    js::set(&metadata, "bundled", &js::str_array(&bundled));
+    js::set(&metadata, "unbundled", &Array::new());
+    js::set(&metadata, "bundledIds", &Array::new());
+    js::set(&event, "_metadata", &metadata);
+
+    // The tracking API: per-call `All: false` does not turn it off, only
+    // `'Segment.io': false` does (as in analytics-next).
+    if js::get(&integrations, "Segment.io").as_bool() != Some(false)
         && let Some(json) = js::stringify(&event)
     {
         let queue = core.borrow().queue.clone();
@@ -592,26 +641,7 @@ async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
 
     // Destination plugins, side by side, each isolated.
     let mut pending = Vec::new();
-    for p in plugins.iter().filter(|p| p.kind == PluginType::Destination) {
-        let (allowed, loaded, chain) = {
-            let c = core.borrow();
-            let chain: Vec<Function> = c
-                .destination_middleware
-                .iter()
-                .filter(|(n, _)| n == &p.name)
-                .map(|(_, f)| f.clone())
-                .collect();
-            let state = c.plugins.iter().find(|q| q.obj == p.obj).map(|q| q.state);
-            (
-                pipeline::allowed(&integrations, &p.name)
-                    && pipeline::consented(c.consent.as_ref(), &p.categories),
-                state == Some(LoadState::Loaded),
-                chain,
-            )
-        };
-        if !allowed || !loaded {
-            continue;
-        }
+    for (p, chain) in targets {
         let copy = js::clone_json(&event);
         let obj = p.obj.clone();
         let name = p.name.clone();

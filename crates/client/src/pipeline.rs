@@ -47,6 +47,8 @@ pub(crate) struct Plugin {
     /// Consent categories this destination needs.
     pub categories: Vec<String>,
     pub state: LoadState,
+    /// Settles when `load` has, once it started.
+    pub loading: Option<Promise>,
 }
 
 /// Whether per-call `integrations` let an event reach destination `name`:
