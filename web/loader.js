@@ -1,6 +1,7 @@
-// Switchyard loader. The server prepends wasm-bindgen's glue and inlines
-// this source's settings in place of the placeholder; both run inside one
-// function scope, so the page gains no globals but its analytics object.
+// Switchyard loader. `cargo xtask build-client` wraps wasm-bindgen's glue
+// and this file in one function scope and minifies them; the server inlines
+// a source's settings in place of the placeholder. The page gains no
+// globals but its analytics object.
 var config = __SWITCHYARD_CONFIG__;
 var script = document.currentScript;
 // The snippet names the global it created; Segment's default is `analytics`.

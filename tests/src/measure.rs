@@ -24,6 +24,8 @@ pub struct Logged {
     pub server: &'static str,
     /// When the request arrived.
     pub at: Instant,
+    /// How long the app took to answer it (until its body was complete).
+    pub took: std::time::Duration,
     pub method: String,
     pub path: String,
     pub status: u16,
@@ -59,10 +61,7 @@ impl RequestLog {
 /// tagged `server`. Response bodies are buffered to be logged: meant for
 /// measuring, not for streaming responses.
 pub fn log_requests(router: Router, log: RequestLog, server: &'static str) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(
-        (log, server),
-        record,
-    ))
+    router.layer(axum::middleware::from_fn_with_state((log, server), record))
 }
 
 async fn record(
@@ -83,6 +82,7 @@ async fn record(
     log.0.lock().unwrap().push(Logged {
         server,
         at,
+        took: at.elapsed(),
         method,
         path,
         status: parts.status.as_u16(),
@@ -121,11 +121,7 @@ pub async fn start_server(
     let addr = listener.local_addr()?;
     let app = wrap(switchyard_server::app(opened.state.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((
-        ["http://", &addr.to_string()].concat(),
-        opened.state,
-        data,
-    ))
+    Ok((["http://", &addr.to_string()].concat(), opened.state, data))
 }
 
 /// A Chrome DevTools Protocol command, sent through chromedriver's

@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::io::Read;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::TestApp;
+use common::{Reply, TestApp};
+use switchyard_bundler::{Encoding, SourceBundle};
 
 #[tokio::test]
 async fn loader_inlines_the_write_key_and_refers_to_the_hashed_module() {
@@ -78,6 +81,164 @@ async fn loader_answers_if_none_match_with_304() {
         )
         .await;
     assert_eq!(stale.status, StatusCode::OK);
+}
+
+fn loader_url(t: &TestApp) -> String {
+    [
+        "/analytics.js/v1/",
+        &t.source.write_key,
+        "/analytics.min.js",
+    ]
+    .concat()
+}
+
+fn module_url(t: &TestApp) -> String {
+    let hash = &t.state.artifacts.as_ref().as_ref().unwrap().module().hash;
+    ["/b/", hash, ".wasm"].concat()
+}
+
+async fn get_with(t: &TestApp, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    t.send(request.body(Body::empty()).unwrap()).await
+}
+
+/// The body as sent, decoded by its `Content-Encoding`.
+fn decoded(r: &Reply) -> Vec<u8> {
+    let mut out = Vec::new();
+    match r.header("content-encoding") {
+        "br" => brotli::Decompressor::new(r.body.as_slice(), 4096)
+            .read_to_end(&mut out)
+            .unwrap(),
+        "gzip" => flate2::read::GzDecoder::new(r.body.as_slice())
+            .read_to_end(&mut out)
+            .unwrap(),
+        other => panic!("unexpected content-encoding {other:?}"),
+    };
+    out
+}
+
+#[tokio::test]
+async fn loader_and_module_are_sent_compressed_as_accepted() {
+    let t = TestApp::new().await;
+    for url in [loader_url(&t), module_url(&t)] {
+        let identity = t.get(&url).await;
+        assert_eq!(identity.status, StatusCode::OK, "{url}");
+        assert_eq!(identity.header("content-encoding"), "", "{url}");
+        assert_eq!(identity.header("vary"), "Accept-Encoding", "{url}");
+        for (accept, encoding) in [
+            ("gzip, deflate, br, zstd", "br"),
+            ("br", "br"),
+            ("gzip", "gzip"),
+            ("x-gzip", "gzip"),
+            ("gzip;q=1.0, br;q=0.5", "gzip"),
+            ("br;q=0, gzip", "gzip"),
+            ("*", "br"),
+            ("deflate, *;q=0.1, br;q=0", "gzip"),
+            ("identity", ""),
+            ("br;q=0, gzip;q=0", ""),
+            ("compress, deflate", ""),
+        ] {
+            let r = get_with(&t, &url, &[("accept-encoding", accept)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{url} {accept}");
+            assert_eq!(r.header("content-encoding"), encoding, "{url} {accept}");
+            assert_eq!(r.header("vary"), "Accept-Encoding", "{url} {accept}");
+            assert_eq!(
+                r.header("content-type"),
+                identity.header("content-type"),
+                "{url} {accept}"
+            );
+            assert_eq!(
+                r.header("cache-control"),
+                identity.header("cache-control"),
+                "{url} {accept}"
+            );
+            if encoding.is_empty() {
+                assert_eq!(r.body, identity.body, "{url} {accept}");
+            } else {
+                assert_ne!(r.body, identity.body, "{url} {accept}");
+                assert_eq!(decoded(&r), identity.body, "{url} {accept}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_encoding_of_the_loader_has_its_own_etag_and_answers_304() {
+    let t = TestApp::new().await;
+    let url = loader_url(&t);
+    let mut etags = Vec::new();
+    for accept in ["", "br", "gzip"] {
+        let headers: &[(&str, &str)] = if accept.is_empty() {
+            &[]
+        } else {
+            &[("accept-encoding", accept)]
+        };
+        let first = get_with(&t, &url, headers).await;
+        let etag = first.header("etag").to_string();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        let again = get_with(
+            &t,
+            &url,
+            &[headers, &[("if-none-match", etag.as_str())]].concat(),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{accept}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), etag);
+        assert_eq!(again.header("vary"), "Accept-Encoding");
+        assert_eq!(again.header("cache-control"), "public, max-age=60");
+        // A proxy that weakened the validator still gets a 304.
+        let weak = ["W/", &etag].concat();
+        let again = get_with(
+            &t,
+            &url,
+            &[headers, &[("if-none-match", weak.as_str())]].concat(),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{accept}");
+        etags.push(etag);
+    }
+    // Each representation has its own validator, derived from the loader's.
+    let identity = etags[0].trim_end_matches('"');
+    assert_eq!(etags[1], [identity, "-br\""].concat());
+    assert_eq!(etags[2], [identity, "-gzip\""].concat());
+    // A validator of another representation is not this one's: the body
+    // is sent.
+    let other = get_with(
+        &t,
+        &url,
+        &[("accept-encoding", "br"), ("if-none-match", &etags[2])],
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.header("content-encoding"), "br");
+    assert_eq!(other.header("etag"), etags[1]);
+}
+
+#[tokio::test]
+async fn a_repeated_compressed_loader_is_not_compressed_again() {
+    let t = TestApp::new().await;
+    let artifacts = t.state.artifacts.as_ref().as_ref().unwrap();
+    let loader = artifacts.loader(&SourceBundle {
+        write_key: t.source.write_key.clone(),
+        revision: t.source.revision,
+        destinations: vec![],
+    });
+    assert!(artifacts.cached_loader(&loader, Encoding::Brotli).is_none());
+    let url = loader_url(&t);
+    let first = get_with(&t, &url, &[("accept-encoding", "br")]).await;
+    let kept = artifacts.cached_loader(&loader, Encoding::Brotli).unwrap();
+    assert_eq!(first.body, kept.as_slice());
+    let again = get_with(&t, &url, &[("accept-encoding", "br")]).await;
+    assert_eq!(again.body, first.body);
+    assert!(std::sync::Arc::ptr_eq(
+        &kept,
+        &artifacts.cached_loader(&loader, Encoding::Brotli).unwrap()
+    ));
+    assert!(artifacts.cached_loader(&loader, Encoding::Gzip).is_none());
 }
 
 #[tokio::test]

@@ -1,15 +1,21 @@
 //! `cargo xtask <command>`: the project's own build and test driver.
 //!
-//! - `build-client`: builds the browser library for `wasm32-unknown-unknown`,
-//!   runs wasm-bindgen (as a library, the exact version the client links),
-//!   writes `bundles/` and prints the size report.
+//! - `build-client [--stable]`: builds the browser library for
+//!   `wasm32-unknown-unknown` (on nightly with the standard library rebuilt
+//!   for size, or on stable), runs wasm-bindgen (as a library, the exact
+//!   version the client links), wasm-opt and terser, writes `bundles/` and
+//!   prints the size report (`client.rs`).
 //! - `run`: sets up what running needs, builds the client, starts
 //!   `switchyard serve` with the demo.
 //! - `test`: sets up what the tests need (Chromium, chromedriver, the
 //!   wasm-bindgen test runner), then runs every gate and every test.
 
+mod bench;
+mod client;
+mod names;
 mod setup;
 mod size;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,17 +30,27 @@ fn main() -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
-        Some("build-client") => build_client(&root).map(drop),
+        Some("build-client") => {
+            let toolchain = match args.get(1).map(String::as_str) {
+                None => client::Toolchain::Nightly,
+                Some("--stable") => client::Toolchain::Stable,
+                Some(other) => bail!("build-client: unknown option {other} (only --stable)"),
+            };
+            client::build(&root, toolchain).map(drop)
+        }
         Some("size") => size::report(&root.join("bundles")).map(|r| println!("{r}")),
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("bench-client") => bench::client(&root, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-client | size | run [serve flags] | test>\n\
+                "usage: cargo xtask <build-client [--stable] | size | run [serve flags] | test | bench-client>\n\
                  \n  build-client  build the browser library into bundles/ and print its size\n  \
+                 \x20             (--stable: with the stable toolchain, a larger module)\n  \
                  size          print the size report of bundles/\n  \
                  run           set up, build, and start `switchyard serve` with the demo\n  \
-                 test          set up, then run every gate and every test"
+                 test          set up, then run every gate and every test\n  \
+                 bench-client  measure the library against analytics-next 1.84.3 side by side"
             );
             std::process::exit(2);
         }
@@ -71,7 +87,13 @@ struct MockApi {
 
 impl MockApi {
     fn start() -> Result<MockApi> {
-        run_cmd(cargo().args(["build", "--package", "switchyard-tests", "--bin", "mock-api"]))?;
+        run_cmd(cargo().args([
+            "build",
+            "--package",
+            "switchyard-tests",
+            "--bin",
+            "mock-api",
+        ]))?;
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("target"));
@@ -104,37 +126,7 @@ fn cargo() -> Command {
 
 /// Builds the browser library into `bundles/`.
 fn build_client(root: &Path) -> Result<PathBuf> {
-    setup::wasm_target()?;
-    run_cmd(cargo().args([
-        "build",
-        "--package",
-        "switchyard-client",
-        "--target",
-        WASM_TARGET,
-        "--profile",
-        CLIENT_PROFILE,
-    ]))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let input = target_dir
-        .join(WASM_TARGET)
-        .join(CLIENT_PROFILE)
-        .join("switchyard_client.wasm");
-    let out = root.join("bundles");
-    std::fs::create_dir_all(&out)?;
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&input)
-        .out_name("switchyard")
-        .no_modules(true)?
-        .typescript(false)
-        .remove_producers_section(true)
-        .remove_name_section(true)
-        .generate(&out)
-        .context("wasm-bindgen")?;
-    std::fs::copy(root.join("web/loader.js"), out.join("loader.js"))?;
-    println!("{}", size::report(&out)?);
-    Ok(out)
+    client::build(root, client::Toolchain::Nightly)
 }
 
 fn run(root: &Path, serve_args: &[String]) -> Result<()> {

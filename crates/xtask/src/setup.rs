@@ -23,6 +23,79 @@ pub(crate) fn wasm_target() -> Result<()> {
     Ok(())
 }
 
+/// What the nightly build of the browser library needs: the `nightly`
+/// toolchain itself (installed if missing; never silently replaced by
+/// another one, which would give another module), its `rust-src` (for
+/// `-Zbuild-std`) and its wasm32 target.
+pub(crate) fn nightly() -> Result<()> {
+    let nightly = crate::client::NIGHTLY;
+    let toolchains = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .context("rustup is needed to build the browser library")?;
+    // `nightly-<host>`, not a dated `nightly-2026-..-<host>`, which
+    // `+nightly` does not select.
+    let channel = |line: &str| {
+        line.strip_prefix(nightly)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    if !String::from_utf8_lossy(&toolchains.stdout)
+        .lines()
+        .any(channel)
+    {
+        // A fresh machine: install it, as the project's set-up does for
+        // everything else it needs.
+        run_cmd(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            nightly,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+            "--target",
+            crate::WASM_TARGET,
+        ]))
+        .context(
+            "the browser library is built with the `nightly` toolchain (the standard library \
+             rebuilt for size); `cargo xtask build-client --stable` builds the larger stable \
+             module without it",
+        )?;
+    }
+    let installed = |what: &str| -> Result<String> {
+        let out = Command::new("rustup")
+            .args([what, "list", "--installed", "--toolchain", nightly])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    if !installed("component")?
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
+        run_cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            nightly,
+        ]))?;
+    }
+    if !installed("target")?
+        .lines()
+        .any(|l| l == crate::WASM_TARGET)
+    {
+        run_cmd(Command::new("rustup").args([
+            "target",
+            "add",
+            crate::WASM_TARGET,
+            "--toolchain",
+            nightly,
+        ]))?;
+    }
+    Ok(())
+}
+
 /// Debian packages the tests use: Chromium and its driver for browser
 /// tests, Postgres for the store's second backend.
 fn debian_packages() -> Result<()> {
@@ -42,11 +115,16 @@ fn debian_packages() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// Installs Debian packages (as root, as this project's machines run).
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
     run_cmd(
         Command::new("apt-get")
             .args(["install", "-y", "-qq"])
-            .args(&missing)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }

@@ -1,51 +1,130 @@
-//! The browser library's size report: loader + glue + wasm, raw, gzip and
-//! brotli, as a page downloads them.
+//! The browser library's size: raw, gzip and brotli, measured with the
+//! compression the server uses. The report measures what a page downloads:
+//! the loader as served (the template with a typical source's settings
+//! inlined) and the module, each compressed on its own.
 
-use std::io::Write;
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use switchyard_bundler::{Artifacts, Encoding, SourceBundle};
 
-fn gzip(bytes: &[u8]) -> Result<usize> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes)?;
-    Ok(enc.finish()?.len())
+/// The budget for what a page downloads, brotli.
+pub(crate) const BUDGET_BROTLI: usize = 16 * 1024;
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Sizes {
+    pub raw: usize,
+    pub gzip: usize,
+    pub brotli: usize,
 }
 
-fn brotli(bytes: &[u8]) -> Result<usize> {
-    let mut out = Vec::new();
-    {
-        let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
-        enc.write_all(bytes)?;
+impl Sizes {
+    pub(crate) fn of(bytes: &[u8]) -> Sizes {
+        Sizes {
+            raw: bytes.len(),
+            gzip: Encoding::Gzip.compress(bytes).len(),
+            brotli: Encoding::Brotli.compress(bytes).len(),
+        }
     }
-    Ok(out.len())
+
+    pub(crate) fn of_file(path: &Path) -> Result<Sizes> {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        Ok(Sizes::of(&bytes))
+    }
 }
 
-/// Formats the report for the artifacts in `dir`.
+impl std::ops::Add for Sizes {
+    type Output = Sizes;
+    fn add(self, o: Sizes) -> Sizes {
+        Sizes {
+            raw: self.raw + o.raw,
+            gzip: self.gzip + o.gzip,
+            brotli: self.brotli + o.brotli,
+        }
+    }
+}
+
+/// Rows of sizes under a title.
+pub(crate) struct Table {
+    title: String,
+    rows: Vec<(String, Sizes)>,
+}
+
+impl Table {
+    pub(crate) fn new(title: impl Into<String>) -> Table {
+        Table {
+            title: title.into(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, name: impl Into<String>, sizes: Sizes) {
+        self.rows.push((name.into(), sizes));
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .rows
+            .iter()
+            .map(|(n, _)| n.len())
+            .chain([self.title.len()])
+            .max()
+            .unwrap_or(0);
+        writeln!(
+            f,
+            "{:<width$}  {:>7}  {:>7}  {:>7}",
+            self.title, "raw", "gzip", "brotli"
+        )?;
+        for (name, s) in &self.rows {
+            writeln!(
+                f,
+                "{:<width$}  {:>7}  {:>7}  {:>7}",
+                name, s.raw, s.gzip, s.brotli
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A typical source: a write key as the store makes them (32 letters and
+/// digits), no device-mode destination.
+fn typical_source() -> SourceBundle {
+    SourceBundle {
+        write_key: "Zx4bT9qLmN2vR7cKpW3sYh8dJf6gA1eU".into(),
+        revision: 1,
+        destinations: vec![],
+    }
+}
+
+/// The report for the artifacts in `dir`, with the bytes the server sends.
 pub(crate) fn report(dir: &Path) -> Result<String> {
-    let read = |name: &str| {
-        std::fs::read(dir.join(name))
-            .with_context(|| format!("{} missing: run `cargo xtask build-client`", name))
+    let artifacts = Artifacts::load(dir)?;
+    let loader = artifacts.loader(&typical_source());
+    let served = |identity: &[u8], encoded: &dyn Fn(Encoding) -> usize| Sizes {
+        raw: identity.len(),
+        gzip: encoded(Encoding::Gzip),
+        brotli: encoded(Encoding::Brotli),
     };
-    let glue = read("switchyard.js")?;
-    let loader = read("loader.js")?;
-    let wasm = read("switchyard_bg.wasm")?;
-    // What a page downloads as the script: glue and loader, served together.
-    let script = [glue.as_slice(), loader.as_slice()].concat();
-    let mut rows = vec![
-        ("loader + glue (js)", script.clone()),
-        ("wasm", wasm.clone()),
-    ];
-    rows.push(("total", [script, wasm].concat()));
-    let mut out = String::from("browser library size    raw      gzip     brotli\n");
-    for (name, bytes) in rows {
-        out.push_str(&format!(
-            "{:<22} {:>7}  {:>7}  {:>7}\n",
-            name,
-            bytes.len(),
-            gzip(&bytes)?,
-            brotli(&bytes)?
-        ));
-    }
-    Ok(out)
+    let js = served(loader.js.as_bytes(), &|e| {
+        artifacts.compressed_loader(&loader, e).len()
+    });
+    let module = artifacts.module();
+    let wasm = served(module.bytes.as_slice(), &|e| module.encoded(Some(e)).len());
+    let total = js + wasm;
+    let mut table = Table::new("browser library, as a page downloads it");
+    table.row("loader (js, as served)", js);
+    table.row("wasm", wasm);
+    table.row("total (each compressed on its own)", total);
+    let verdict = if total.brotli <= BUDGET_BROTLI {
+        format!("{} left", BUDGET_BROTLI - total.brotli)
+    } else {
+        format!("{} over", total.brotli - BUDGET_BROTLI)
+    };
+    Ok(format!(
+        "{table}budget: {BUDGET_BROTLI} bytes brotli; total {}: {verdict}\n",
+        total.brotli
+    ))
 }

@@ -48,10 +48,11 @@ impl Reply {
     }
 }
 
+/// What `cargo xtask build-client` writes, in small: the loader template
+/// (glue and loader in one function scope) and a module.
 pub fn artifacts() -> Artifacts {
     Artifacts::new(
-        "let wasm_bindgen = function () {};",
-        "var config = __SWITCHYARD_CONFIG__;",
+        "(function(){let wasm_bindgen = function () {};\nvar config = __SWITCHYARD_CONFIG__;})();\n",
         b"\0asm\x01\0\0\0".to_vec(),
     )
     .unwrap()

@@ -1,0 +1,107 @@
+//! The build's Node.js tools: binaryen's `wasm-opt` and terser, pinned
+//! exactly in `web/tools/package.json` and `package-lock.json`, installed
+//! with `npm ci` into `web/tools/node_modules` when that is missing or older
+//! than the lock file.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::run_cmd;
+
+/// Written into `node_modules` after a successful `npm ci`: the manifest
+/// and lock file it installed, to tell when they change.
+const STAMP: &str = ".xtask-installed";
+
+pub(crate) struct Tools {
+    dir: PathBuf,
+}
+
+fn version(program: &str) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Tools {
+    /// Installs the tools if they are missing or stale.
+    pub(crate) fn install(root: &Path) -> Result<Tools> {
+        let dir = root.join("web/tools");
+        if version("node").is_none() || version("npm").is_none() {
+            // wasm-opt and terser run on Node.js: a fresh machine gets
+            // Debian's.
+            crate::setup::apt_install(&["nodejs", "npm"])?;
+        }
+        let (Some(_), Some(_)) = (version("node"), version("npm")) else {
+            bail!(
+                "Node.js and npm are needed to build the browser library (wasm-opt and terser \
+                 run on Node.js): install them (Debian: `apt-get install nodejs npm`)"
+            );
+        };
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .with_context(|| format!("{} is missing", dir.join(name).display()))
+        };
+        let wanted = [read("package.json")?, read("package-lock.json")?].concat();
+        let modules = dir.join("node_modules");
+        let installed = std::fs::read_to_string(modules.join(STAMP)).unwrap_or_default();
+        let tools = Tools { dir };
+        let present = [
+            tools.wasm_opt_js(),
+            tools.dir.join("node_modules/terser/package.json"),
+        ]
+        .iter()
+        .all(|p| p.exists());
+        if installed != wanted || !present {
+            run_cmd(Command::new("npm").args([
+                OsStr::new("ci"),
+                OsStr::new("--prefix"),
+                tools.dir.as_os_str(),
+                OsStr::new("--ignore-scripts"),
+                OsStr::new("--no-audit"),
+                OsStr::new("--no-fund"),
+                OsStr::new("--loglevel=error"),
+            ]))?;
+            std::fs::write(modules.join(STAMP), wanted)?;
+        }
+        Ok(tools)
+    }
+
+    fn wasm_opt_js(&self) -> PathBuf {
+        self.dir.join("node_modules/binaryen/bin/wasm-opt")
+    }
+
+    fn node(&self, script: PathBuf, args: &[&OsStr]) -> Result<()> {
+        run_cmd(Command::new("node").arg(script).args(args))
+    }
+
+    /// binaryen's `wasm-opt` (compiled to JavaScript, run on Node.js).
+    pub(crate) fn wasm_opt(&self, args: &[&OsStr]) -> Result<()> {
+        self.node(self.wasm_opt_js(), args)
+    }
+
+    /// Fails unless `optimised` compiles in V8 and imports and exports
+    /// exactly what `reference` does.
+    pub(crate) fn validate_wasm(&self, optimised: &Path, reference: &Path) -> Result<()> {
+        self.node(
+            self.dir.join("validate-wasm.mjs"),
+            &[optimised.as_os_str(), reference.as_os_str()],
+        )
+    }
+
+    /// terser, mangling and compressing, checked to keep `placeholder` and
+    /// to leak no global (`web/tools/minify.mjs`).
+    pub(crate) fn minify(&self, input: &Path, output: &Path, placeholder: &str) -> Result<()> {
+        self.node(
+            self.dir.join("minify.mjs"),
+            &[
+                input.as_os_str(),
+                output.as_os_str(),
+                OsStr::new(placeholder),
+            ],
+        )
+    }
+}
