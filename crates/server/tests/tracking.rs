@@ -122,6 +122,20 @@ async fn preflight_allows_the_headers_segment_libraries_send() {
     for h in ["authorization", "content-type", "x-retry-count"] {
         assert!(allowed.contains(h), "{allowed}");
     }
+    let post = t
+        .send(
+            Request::post("/v1/t")
+                .header("origin", "https://shop.example")
+                .header("authorization", basic(&t.source.write_key))
+                .body(Body::from(json!({"event": "E", "userId": "u"}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        post.header("access-control-expose-headers")
+            .to_lowercase()
+            .contains("retry-after")
+    );
 }
 
 /// Bad input: each case is a 4xx with a JSON `error`, nothing is stored,

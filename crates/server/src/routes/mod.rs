@@ -25,6 +25,8 @@ pub(crate) fn public_cors() -> CorsLayer {
             header::CONTENT_ENCODING,
             header::HeaderName::from_static("x-retry-count"),
         ])
+        // The browser library reads it to time its next attempt.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(86_400))
 }
 
