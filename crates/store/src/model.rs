@@ -65,3 +65,41 @@ pub struct StoredEvent {
     pub source_id: String,
     pub json: String,
 }
+
+/// Now, as stored: RFC 3339 with milliseconds, UTC.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl NewConnection {
+    /// The connection as first stored, with a fresh id.
+    pub(crate) fn into_connection(self) -> Connection {
+        let at = now();
+        Connection {
+            id: crate::ids::new_id("con_"),
+            source_id: self.source_id,
+            destination: self.destination,
+            mode: self.mode,
+            enabled: self.enabled,
+            settings: self.settings,
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
+}
+
+impl ConnectionUpdate {
+    /// Applies the changes it holds, and stamps the connection updated.
+    pub(crate) fn apply(self, conn: &mut Connection) {
+        if let Some(mode) = self.mode {
+            conn.mode = mode;
+        }
+        if let Some(enabled) = self.enabled {
+            conn.enabled = enabled;
+        }
+        if let Some(settings) = self.settings {
+            conn.settings = settings;
+        }
+        conn.updated_at = now();
+    }
+}

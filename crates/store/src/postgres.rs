@@ -3,6 +3,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::ids::{new_id, new_write_key};
+use crate::model::now;
 use crate::{ConfigStore, Connection, ConnectionUpdate, NewConnection, Result, Source, StoreError};
 
 /// Migrations, applied in order; `switchyard_schema` counts those done.
@@ -35,10 +36,6 @@ const MIGRATIONS: &[&str] = &["
 /// lock serialises transactions.
 pub struct PostgresStore {
     client: Mutex<Client>,
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 const SOURCE_COLUMNS: &str = "SELECT id, name, write_key, revision, created_at FROM sources";
@@ -236,17 +233,7 @@ impl ConfigStore for PostgresStore {
     }
 
     async fn create_connection(&self, new: NewConnection) -> Result<Connection> {
-        let at = now();
-        let conn = Connection {
-            id: new_id("con_"),
-            source_id: new.source_id,
-            destination: new.destination,
-            mode: new.mode,
-            enabled: new.enabled,
-            settings: new.settings,
-            created_at: at.clone(),
-            updated_at: at,
-        };
+        let conn = new.into_connection();
         let mut c = self.client.lock().await;
         let tx = c.transaction().await?;
         bump(&tx, &conn.source_id).await?;
@@ -283,16 +270,7 @@ impl ConfigStore for PostgresStore {
         let mut c = self.client.lock().await;
         let tx = c.transaction().await?;
         let mut conn = connection_by_id(&tx, id).await?;
-        if let Some(mode) = update.mode {
-            conn.mode = mode;
-        }
-        if let Some(enabled) = update.enabled {
-            conn.enabled = enabled;
-        }
-        if let Some(settings) = update.settings {
-            conn.settings = settings;
-        }
-        conn.updated_at = now();
+        update.apply(&mut conn);
         tx.execute(
             "UPDATE connections SET mode = $2, enabled = $3, settings = $4, updated_at = $5 WHERE id = $1",
             &[&conn.id, &conn.mode, &conn.enabled, &conn.settings, &conn.updated_at],

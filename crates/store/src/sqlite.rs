@@ -6,6 +6,7 @@ use rusqlite::{Connection as Db, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{new_id, new_write_key};
+use crate::model::now;
 use crate::{
     ConfigStore, Connection, ConnectionUpdate, EventLog, NewConnection, NewEvent, Result, Source,
     StoreError, StoredEvent,
@@ -90,10 +91,6 @@ fn migrate(conn: &mut Db) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl SqliteStore {
@@ -357,17 +354,7 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn create_connection(&self, new: NewConnection) -> Result<Connection> {
-        let at = now();
-        let conn = Connection {
-            id: new_id("con_"),
-            source_id: new.source_id,
-            destination: new.destination,
-            mode: new.mode,
-            enabled: new.enabled,
-            settings: new.settings,
-            created_at: at.clone(),
-            updated_at: at,
-        };
+        let conn = new.into_connection();
         let row = conn.clone();
         self.with_conn(move |c| {
             let tx = c.transaction()?;
@@ -411,16 +398,7 @@ impl ConfigStore for SqliteStore {
         self.with_conn(move |c| {
             let tx = c.transaction()?;
             let mut conn = connection_by_id(&tx, &id)?;
-            if let Some(mode) = update.mode {
-                conn.mode = mode;
-            }
-            if let Some(enabled) = update.enabled {
-                conn.enabled = enabled;
-            }
-            if let Some(settings) = update.settings {
-                conn.settings = settings;
-            }
-            conn.updated_at = now();
+            update.apply(&mut conn);
             tx.execute(
                 "UPDATE connections SET mode = ?2, enabled = ?3, settings = ?4, updated_at = ?5 WHERE id = ?1",
                 params![conn.id, conn.mode, conn.enabled, conn.settings, conn.updated_at],
