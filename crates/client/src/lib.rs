@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{JsFuture, future_to_promise};
+use wasm_bindgen_futures::JsFuture;
 
 use args::{Call, Resolved};
 use event::Kind;
@@ -60,6 +60,16 @@ struct Core {
 }
 
 type Shared = Rc<RefCell<Core>>;
+
+type BoxedFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>>;
+
+/// `wasm_bindgen_futures::future_to_promise` behind one boxed future type,
+/// so its machinery is in the module once rather than once per caller.
+fn future_to_promise(
+    f: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> Promise {
+    wasm_bindgen_futures::future_to_promise(Box::pin(f) as BoxedFuture)
+}
 
 thread_local! {
     static CORE: RefCell<Option<Shared>> = const { RefCell::new(None) };
