@@ -1,0 +1,3 @@
+//! The event mapping for device mode (`mapping.rs`), cases in `testdata/`.
+
+pub mod mapping;
