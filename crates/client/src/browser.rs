@@ -58,6 +58,11 @@ pub(crate) fn page_context() -> Object {
         .and_then(|d| d.query_selector("link[rel='canonical']").ok().flatten())
         .and_then(|l| l.get_attribute("href"));
     let href = loc.href().unwrap_or_default();
+    // With a canonical link, it is the page's url, and is also given as
+    // `canonical`; without one, the keys are analytics-next's.
+    if let Some(c) = &canonical {
+        js::set_str(&ctx, "canonical", c);
+    }
     let url = canonical.unwrap_or_else(|| href.split('#').next().unwrap_or_default().to_string());
     js::set_str(&ctx, "path", &loc.pathname().unwrap_or_default());
     js::set_str(

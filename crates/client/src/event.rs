@@ -67,6 +67,7 @@ pub(crate) fn page_context(buffered: Option<&BufferedPage>) -> Object {
                 .map(|u| u.split('#').next().unwrap_or_default().to_string())
         });
         for (key, value) in [
+            ("canonical", &b.canonical),
             ("path", &b.path),
             ("referrer", &b.referrer),
             ("search", &b.search),

@@ -491,3 +491,42 @@ async fn consent_decides_which_destinations_load_and_receive() {
         ["After consent"]
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_canonical_link_names_the_page() {
+    boot("ok-canonical", "{}");
+    let link = js(
+        "href",
+        "var l = document.createElement('link'); l.rel = 'canonical'; l.href = href; document.head.appendChild(l); return l;",
+    )
+    .call1(&JsValue::UNDEFINED, &"https://shop.example/products/1".into())
+    .unwrap();
+    done(call("page", args(&[]))).await;
+    js("l", "l.remove();")
+        .call1(&JsValue::UNDEFINED, &link)
+        .unwrap();
+    done(call("track", args(&["After".into()]))).await;
+    let got = wait_for("ok-canonical", 2, 5000).await;
+    let page = got
+        .iter()
+        .find(|r| s(r, "path") == "/v1/p")
+        .map(|r| get(r, "body"))
+        .unwrap();
+    assert_eq!(
+        s(&page, "context.page.canonical"),
+        "https://shop.example/products/1"
+    );
+    assert_eq!(
+        s(&page, "context.page.url"),
+        "https://shop.example/products/1"
+    );
+    let track = got
+        .iter()
+        .find(|r| s(r, "path") == "/v1/t")
+        .map(|r| get(r, "body"))
+        .unwrap();
+    assert!(
+        get(&track, "context.page.canonical").is_undefined(),
+        "no canonical link, no key"
+    );
+}
