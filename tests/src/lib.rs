@@ -23,6 +23,22 @@ pub fn bundles_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bundles")
 }
 
+/// What `switchyard serve` is given for a test: a free port on loopback,
+/// the data in `data`, the real built library.
+pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {
+    Ok(ServeConfig {
+        addr: "127.0.0.1:0".parse()?,
+        store: StoreConfig {
+            data: data.to_path_buf(),
+            database_url: None,
+        },
+        admin_token: None,
+        bundles: bundles_dir(),
+        public_url: None,
+        loader_max_age: 60,
+    })
+}
+
 /// A Switchyard server, as `switchyard serve` runs it, on a free port.
 pub struct Server {
     pub origin: String,
@@ -187,17 +203,7 @@ impl Server {
 
     async fn start_recording_if(record: bool) -> Result<Server> {
         let data = tempfile::tempdir()?;
-        let config = ServeConfig {
-            addr: "127.0.0.1:0".parse()?,
-            store: StoreConfig {
-                data: data.path().to_path_buf(),
-                database_url: None,
-            },
-            admin_token: None,
-            bundles: bundles_dir(),
-            public_url: None,
-            loader_max_age: 60,
-        };
+        let config = serve_config(data.path())?;
         let opened = boot::open(&config).await?;
         if let Some(problem) = opened.artifacts_problem {
             bail!("{problem}");

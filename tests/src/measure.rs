@@ -13,9 +13,6 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use switchyard_server::boot;
-use switchyard_server::config::{ServeConfig, StoreConfig};
-
-use crate::bundles_dir;
 
 /// One request a server answered, as it went over the wire.
 #[derive(Clone, Debug)]
@@ -102,17 +99,7 @@ pub async fn start_server(
     wrap: impl FnOnce(Router) -> Router,
 ) -> Result<(String, switchyard_server::AppState, tempfile::TempDir)> {
     let data = tempfile::tempdir()?;
-    let config = ServeConfig {
-        addr: "127.0.0.1:0".parse()?,
-        store: StoreConfig {
-            data: data.path().to_path_buf(),
-            database_url: None,
-        },
-        admin_token: None,
-        bundles: bundles_dir(),
-        public_url: None,
-        loader_max_age: 60,
-    };
+    let config = crate::serve_config(data.path())?;
     let opened = boot::open(&config).await?;
     if let Some(problem) = opened.artifacts_problem {
         bail!("{problem}");

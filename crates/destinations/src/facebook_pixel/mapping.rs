@@ -83,19 +83,12 @@ fn standard(event: &Event, p: &Value) -> Option<(&'static str, Value)> {
     let ids = |products: &[Value]| Value::Array(products.iter().map(id).collect());
     let single = std::slice::from_ref(p);
     Some(match event.name() {
-        "Order Completed" => (
-            "Purchase",
-            Value::object([
-                ("content_ids", ids(products)),
-                ("content_type", Value::str("product")),
-                ("contents", contents(products)),
-                ("currency", currency),
-                ("value", money(first(p, &["revenue", "total", "value"]))),
-                ("num_items", Value::Number(products.len() as f64)),
-            ]),
-        ),
-        "Checkout Started" => (
-            "InitiateCheckout",
+        name @ ("Order Completed" | "Checkout Started") => (
+            if name == "Order Completed" {
+                "Purchase"
+            } else {
+                "InitiateCheckout"
+            },
             Value::object([
                 ("content_ids", ids(products)),
                 ("content_type", Value::str("product")),
