@@ -8,7 +8,7 @@ use std::io::Read;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{Reply, TestApp};
-use switchyard_bundler::{Encoding, SourceBundle};
+use switchyard_bundler::{DeviceSet, Encoding, SourceBundle};
 
 #[tokio::test]
 async fn loader_inlines_the_write_key_and_refers_to_the_hashed_module() {
@@ -29,7 +29,8 @@ async fn loader_inlines_the_write_key_and_refers_to_the_hashed_module() {
         .as_ref()
         .as_ref()
         .unwrap()
-        .module()
+        .module(&DeviceSet::default())
+        .unwrap()
         .hash
         .clone();
     assert!(
@@ -93,7 +94,9 @@ fn loader_url(t: &TestApp) -> String {
 }
 
 fn module_url(t: &TestApp) -> String {
-    let hash = &t.state.artifacts.as_ref().as_ref().unwrap().module().hash;
+    // The module of a source with no device-mode destination.
+    let artifacts = t.state.artifacts.as_ref().as_ref().unwrap();
+    let hash = &artifacts.module(&DeviceSet::default()).unwrap().hash;
     ["/b/", hash, ".wasm"].concat()
 }
 
@@ -222,11 +225,15 @@ async fn each_encoding_of_the_loader_has_its_own_etag_and_answers_304() {
 async fn a_repeated_compressed_loader_is_not_compressed_again() {
     let t = TestApp::new().await;
     let artifacts = t.state.artifacts.as_ref().as_ref().unwrap();
-    let loader = artifacts.loader(&SourceBundle {
-        write_key: t.source.write_key.clone(),
-        revision: t.source.revision,
-        destinations: vec![],
-    });
+    let loader = artifacts.loader(
+        &SourceBundle {
+            write_key: t.source.write_key.clone(),
+            revision: t.source.revision,
+            destinations: vec![],
+            unbundled: vec![],
+        },
+        &artifacts.module(&DeviceSet::default()).unwrap(),
+    );
     assert!(artifacts.cached_loader(&loader, Encoding::Brotli).is_none());
     let url = loader_url(&t);
     let first = get_with(&t, &url, &[("accept-encoding", "br")]).await;

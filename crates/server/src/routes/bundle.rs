@@ -1,8 +1,10 @@
 //! What a page loads: the loader script per write key, the content-hashed
-//! WebAssembly module, and analytics-next's settings document. Loader and
-//! module are sent compressed (brotli, else gzip) when the request's
-//! `Accept-Encoding` allows it; the bundler keeps the compressed bytes, so
-//! a repeated request costs no compression.
+//! WebAssembly module holding the device adapters the source has enabled
+//! (one module per set of adapters, shared by the sources with that set),
+//! and analytics-next's settings document. Loader and module are sent
+//! compressed (brotli, else gzip) when the request's `Accept-Encoding`
+//! allows it; the bundler keeps the compressed bytes, so a repeated
+//! request costs no compression.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use switchyard_bundler::{Artifacts, DeviceDestination, Encoding, SourceBundle};
+use switchyard_bundler::{Artifacts, DeviceDestination, DeviceSet, Encoding, Module, SourceBundle};
 use switchyard_catalog::Mode;
 use switchyard_store::Source;
 
@@ -44,19 +46,28 @@ fn artifacts(state: &AppState) -> Result<&Artifacts, AppError> {
         .map_err(|e| AppError::Unavailable(e.to_string()))
 }
 
-/// What a source's loader carries: its revision, and each enabled
-/// device-mode destination whose adapter exists, with its settings less
-/// every secret one.
+/// What a source's loader carries: its revision, each enabled device-mode
+/// destination whose mode is available, with its settings less every
+/// secret one, and the names of the enabled cloud-mode destinations whose
+/// mode is available (the server delivers to those: `unbundled`).
 async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle, AppError> {
     let mut destinations = Vec::new();
+    let mut unbundled = Vec::new();
     for c in state.config.connections(&source.id).await? {
-        if !c.enabled || c.mode != Mode::Device.as_str() {
+        if !c.enabled {
             continue;
         }
         let Some(def) = state.catalog.get(&c.destination) else {
             continue;
         };
-        if !def.mode(Mode::Device).is_some_and(|m| m.available) {
+        let Some(mode) = def.modes.iter().find(|m| m.mode.as_str() == c.mode) else {
+            continue;
+        };
+        if !mode.available {
+            continue;
+        }
+        if mode.mode == Mode::Cloud {
+            unbundled.push(def.name.clone());
             continue;
         }
         let saved: serde_json::Map<String, serde_json::Value> =
@@ -71,11 +82,85 @@ async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle
             settings,
         });
     }
+    unbundled.sort();
+    unbundled.dedup();
     Ok(SourceBundle {
         write_key: source.write_key.clone(),
         revision: source.revision,
         destinations,
+        unbundled,
     })
+}
+
+/// The set of device adapters `bundle` needs. A destination whose adapter
+/// the built library lacks (built before the adapter landed) is left out
+/// of the loader, and logged when `report`: the other destinations still
+/// load.
+fn device_set(artifacts: &Artifacts, bundle: &mut SourceBundle, report: bool) -> DeviceSet {
+    let selection = artifacts.select(bundle.destinations.iter().map(|d| d.slug.as_str()));
+    if !selection.missing.is_empty() {
+        if report {
+            tracing::error!(
+                write_key = %bundle.write_key,
+                missing = ?selection.missing,
+                "the browser library has no adapter for these enabled device-mode destinations; \
+                 they are left out of the loader (rebuild it: cargo xtask build-client)"
+            );
+        }
+        bundle
+            .destinations
+            .retain(|d| !selection.missing.contains(&d.slug));
+    }
+    selection.set
+}
+
+/// The module of `set`: at hand, or built (pruned and hashed, a few
+/// milliseconds) off the async threads.
+async fn module_of(artifacts: &Artifacts, set: DeviceSet) -> Result<Arc<Module>, AppError> {
+    if let Some(module) = artifacts.cached_module(&set) {
+        return Ok(module);
+    }
+    let artifacts = artifacts.clone();
+    tokio::task::spawn_blocking(move || artifacts.module(&set))
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+}
+
+/// Builds the module of every source's current set of device adapters.
+/// A page may hold a loader naming a module this process has not built
+/// (the loader came from before a restart, or from another instance).
+async fn build_current_modules(state: &AppState, artifacts: &Artifacts) -> Result<(), AppError> {
+    let mut sets = Vec::new();
+    for source in state.config.sources().await? {
+        let mut bundle = source_bundle(state, &source).await?;
+        let set = device_set(artifacts, &mut bundle, false);
+        if artifacts.cached_module(&set).is_none() && !sets.contains(&set) {
+            sets.push(set);
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let artifacts = artifacts.clone();
+    tokio::task::spawn_blocking(move || {
+        for set in sets {
+            if let Err(e) = artifacts.module(&set) {
+                tracing::error!(set = ?set.slugs(), "cannot build a module: {e}");
+            }
+        }
+    })
+    .await
+    .map_err(unavailable)
+}
+
+/// Whether `hash` has the shape of a module's content hash (32 lowercase
+/// hex digits): anything else is a 404 without looking further.
+fn is_content_hash(hash: &str) -> bool {
+    hash.len() == 32
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The encoding to send, from the request's `Accept-Encoding`: brotli,
@@ -177,9 +262,11 @@ async fn loader(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
-    let bundle = source_bundle(&state, &source).await?;
+    let mut bundle = source_bundle(&state, &source).await?;
     let artifacts = artifacts(&state)?;
-    let loader = artifacts.loader(&bundle);
+    let set = device_set(artifacts, &mut bundle, true);
+    let module = module_of(artifacts, set).await?;
+    let loader = artifacts.loader(&bundle, &module);
     let encoding = negotiate(&headers);
     let etag = representation_etag(&loader.etag, encoding);
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
@@ -234,19 +321,34 @@ async fn module(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let artifacts = artifacts(&state)?;
-    let module = artifacts.module();
-    let hash = file.strip_suffix(".wasm");
-    if hash != Some(module.hash.as_str()) {
-        return Err(AppError::NotFound(["no module ", &file].concat()));
-    }
+    let not_found = || AppError::NotFound(["no module ", &file].concat());
+    let hash = file
+        .strip_suffix(".wasm")
+        .filter(|h| is_content_hash(h))
+        .ok_or_else(not_found)?;
+    let module = match artifacts.module_by_hash(hash) {
+        Some(module) => module,
+        None => {
+            build_current_modules(&state, artifacts).await?;
+            artifacts.module_by_hash(hash).ok_or_else(not_found)?
+        }
+    };
     let encoding = negotiate(&headers);
+    let bytes = match module.cached(encoding) {
+        Some(bytes) => bytes,
+        // Compressed once per module and encoding, on first request:
+        // brotli at quality 11 takes a few hundred milliseconds.
+        None => tokio::task::spawn_blocking(move || module.encoded(encoding))
+            .await
+            .map_err(unavailable)?,
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/wasm"),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
             (header::VARY, "Accept-Encoding"),
         ],
-        body(module.encoded(encoding).clone()),
+        body(bytes),
     )
         .into_response();
     if let Some(encoding) = encoding {
@@ -266,6 +368,7 @@ async fn settings(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
+    let unbundled = source_bundle(&state, &source).await?.unbundled;
     let origin = super::origin(&state, &headers);
     let (protocol, host) = origin.split_once("://").unwrap_or(("https", &origin));
     let api_host = [host, "/v1"].concat();
@@ -275,7 +378,9 @@ async fn settings(
                 "apiKey": source.write_key,
                 "apiHost": api_host,
                 "protocol": protocol,
-                "unbundledIntegrations": [],
+                // The destinations the server delivers to, which
+                // analytics-next puts in each event's `_metadata.unbundled`.
+                "unbundledIntegrations": unbundled,
                 "addBundledMetadata": true,
                 "maybeBundledConfigIds": {},
                 "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]}
