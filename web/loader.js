@@ -24,9 +24,22 @@ Context.prototype.updateEvent = function (path, value) {
   return this.event;
 };
 
-wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(function () {
-  var stub = window[key];
-  var queue = Array.isArray(stub) ? stub.slice() : [];
+// A vendor snippet's queueing function (gtag, fbq, hj ...): it keeps its
+// `arguments` in `queue` until the vendor's script sets `callMethod`. Only
+// JavaScript can keep an `arguments` object, which these scripts expect.
+function stub(queue) {
+  var f = function () {
+    f.callMethod ? f.callMethod.apply(f, arguments) : queue.push(arguments);
+  };
+  f.push = f;
+  f.loaded = true;
+  f.version = "2.0";
+  return f;
+}
+
+wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(function (exports) {
+  var snippet = window[key];
+  var queue = Array.isArray(snippet) ? snippet.slice() : [];
   var call = wasm_bindgen.call;
   var facade = { initialized: true, _writeKey: config.writeKey, VERSION: "switchyard-" + config.revision };
   [
@@ -50,7 +63,7 @@ wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(func
   };
   facade.pageview = function (url) { return call("page", [{ path: url }]); };
   facade.load = function () {};
-  wasm_bindgen.start(config, (stub && stub._loadOptions) || {}, facade, Context);
+  wasm_bindgen.start(config, (snippet && snippet._loadOptions) || {}, facade, Context, stub, exports);
   window[key] = facade;
   // Calls made before the library loaded, in the order they were made.
   queue.forEach(function (c) {

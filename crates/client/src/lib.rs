@@ -10,6 +10,7 @@
 mod args;
 mod browser;
 mod delivery;
+mod device;
 mod event;
 mod identity;
 pub mod ids;
@@ -57,6 +58,12 @@ struct Core {
     /// The loader's `Context` constructor: `new Context(event)`.
     context_class: Function,
     queue: delivery::Shared,
+    /// The loader's maker of vendor-snippet queueing functions.
+    stub: Function,
+    /// How long a device-mode destination's script may take to load.
+    device_timeout: f64,
+    /// Destinations the server delivers to (`_metadata.unbundled`).
+    unbundled: Array,
 }
 
 type Shared = Rc<RefCell<Core>>;
@@ -153,15 +160,19 @@ fn batching_option(options: &JsValue) -> Option<delivery::Batching> {
     })
 }
 
-/// Starts the library: `config` is `{writeKey, apiHost, ...}` from the
-/// loader, `options` the page's load options, `facade` the page's
-/// `analytics` object, `context_class` the loader's `Context`.
+/// Starts the library: `config` is `{writeKey, apiHost, destinations,
+/// unbundled, ...}` from the loader, `options` the page's load options,
+/// `facade` the page's `analytics` object, `context_class` the loader's
+/// `Context`, `stub` its maker of queueing functions for vendor snippets,
+/// `exports` this module's exports (the device adapters among them).
 #[wasm_bindgen]
 pub fn start(
     config: &JsValue,
     options: &JsValue,
     facade: JsValue,
     context_class: Function,
+    stub: Function,
+    exports: &JsValue,
 ) -> Result<(), JsValue> {
     let write_key = js::get_str(config, "writeKey")
         .ok_or_else(|| JsValue::from_str("Switchyard: settings have no writeKey"))?;
@@ -198,8 +209,22 @@ pub fn start(
         facade,
         context_class,
         queue: queue.clone(),
+        stub,
+        device_timeout: js::get(options, "destinationTimeout")
+            .as_f64()
+            .filter(|t| *t > 0.0)
+            .unwrap_or(READY_TIMEOUT_MS),
+        unbundled: {
+            let names = js::get(config, "unbundled");
+            if Array::is_array(&names) {
+                Array::from(&names)
+            } else {
+                Array::new()
+            }
+        },
     }));
     set_consent(&shared, consent);
+    add_devices(&shared, &js::get(config, "destinations"), exports);
     {
         let weak = Rc::downgrade(&shared);
         queue.borrow_mut().on_error = Some(Rc::new(move |message: &str, detail: JsValue| {
@@ -212,6 +237,56 @@ pub fn start(
     delivery::start(&queue);
     query_string_calls(&search);
     Ok(())
+}
+
+/// The source's device-mode destinations, as destination plugins run by
+/// the device host; each loads once it has consent.
+fn add_devices(core: &Shared, destinations: &JsValue, exports: &JsValue) {
+    if !Array::is_array(destinations) {
+        return;
+    }
+    for d in Array::from(destinations).iter() {
+        let slug = js::get_str(&d, "slug").unwrap_or_default();
+        let name = js::get_str(&d, "name").unwrap_or_else(|| slug.clone());
+        let Some(device) = device::Device::new(exports, &slug, &js::get(&d, "settings")) else {
+            report(
+                core,
+                &["destination ", &name, " is not in this bundle"].concat(),
+                JsValue::from_str(&slug),
+            );
+            continue;
+        };
+        let categories = js::get(&d, "categories");
+        let index = {
+            let mut c = core.borrow_mut();
+            let obj = Object::new();
+            js::set_str(&obj, "name", &name);
+            c.plugins.push(Plugin {
+                obj: obj.into(),
+                name,
+                kind: PluginType::Destination,
+                categories: if Array::is_array(&categories) {
+                    Array::from(&categories)
+                        .iter()
+                        .filter_map(|c| c.as_string())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                state: LoadState::Waiting,
+                loading: None,
+                device: Some(Rc::new(device)),
+            });
+            c.plugins.len() - 1
+        };
+        let allowed = {
+            let c = core.borrow();
+            pipeline::consented(c.consent.as_ref(), &c.plugins[index].categories)
+        };
+        if allowed {
+            load_plugin(core, index);
+        }
+    }
 }
 
 /// `ajs_uid`, `ajs_aid`, `ajs_event`, `ajs_prop_*`, `ajs_trait_*` in the
@@ -293,16 +368,29 @@ fn load_consented(core: &Shared) {
 }
 
 fn load_plugin(core: &Shared, index: usize) {
-    let (plugin, facade, ctx) = {
+    let (plugin, facade, ctx, device, stub, timeout) = {
         let mut c = core.borrow_mut();
         c.plugins[index].state = LoadState::Loading;
         let ctx = Reflect::construct(&c.context_class, &Array::of1(&Object::new()))
             .unwrap_or(JsValue::NULL);
-        (c.plugins[index].obj.clone(), c.facade.clone(), ctx)
+        (
+            c.plugins[index].obj.clone(),
+            c.facade.clone(),
+            ctx,
+            c.plugins[index].device.clone(),
+            c.stub.clone(),
+            c.device_timeout,
+        )
     };
-    let started = match js::method(&plugin, "load") {
-        Some(f) => js::call(&f, &plugin, &[ctx, facade]).map(|v| js::promise(&v)),
-        None => Ok(Promise::resolve(&JsValue::UNDEFINED)),
+    let started = match (device, js::method(&plugin, "load")) {
+        (Some(device), _) => Ok(future_to_promise(async move {
+            device
+                .load(&stub, timeout)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })),
+        (None, Some(f)) => js::call(&f, &plugin, &[ctx, facade]).map(|v| js::promise(&v)),
+        (None, None) => Ok(Promise::resolve(&JsValue::UNDEFINED)),
     };
     let shared = core.clone();
     let done = future_to_promise(async move {
@@ -453,6 +541,7 @@ fn register(core: &Shared, plugins: &[JsValue]) -> Promise {
                 categories,
                 state: LoadState::Waiting,
                 loading: None,
+                device: None,
             });
             c.plugins.len() - 1
         };
@@ -595,21 +684,61 @@ async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
     let event = js::get(&ctx, "event");
     let integrations = js::get(&event, "integrations");
 
-    // The destination plugins this event reaches: allowed by the call's
-    // integrations and by consent, and loaded (one still loading is waited
-    // for, as analytics-next buffers events for it).
+    // The destination plugins this event is for: allowed by the call's
+    // integrations and by consent, and not failed to load.
+    let candidates: Vec<Plugin> = {
+        let c = core.borrow();
+        plugins
+            .iter()
+            .filter(|p| p.kind == PluginType::Destination)
+            .filter(|p| {
+                c.plugins.iter().find(|q| q.obj == p.obj).is_some_and(|q| {
+                    q.state != LoadState::Failed
+                        && pipeline::allowed(&integrations, &q.name)
+                        && pipeline::consented(c.consent.as_ref(), &q.categories)
+                })
+            })
+            .cloned()
+            .collect()
+    };
+
+    // Which destinations get the event in the browser and which are left
+    // to the server, so that none gets it twice. Settled before any wait
+    // for a destination, so the event is queued (and kept across a reload)
+    // at once.
+    let metadata = Object::new();
+    let mut bundled = vec!["Segment.io".to_string()];
+    bundled.extend(candidates.iter().map(|p| p.name.clone()));
+    js::set(&metadata, "bundled", &js::str_array(&bundled));
+    js::set(
+        &metadata,
+        "unbundled",
+        &core.borrow().unbundled.slice(0, u32::MAX),
+    );
+    js::set(&metadata, "bundledIds", &Array::new());
+    js::set(&event, "_metadata", &metadata);
+
+    // The tracking API: per-call `All: false` does not turn it off, only
+    // `'Segment.io': false` does (as in analytics-next).
+    if js::get(&integrations, "Segment.io").as_bool() != Some(false)
+        && let Some(json) = js::stringify(&event)
+    {
+        let queue = core.borrow().queue.clone();
+        delivery::enqueue(&queue, json, kind.path());
+    }
+
+    // Those still loading are waited for, as analytics-next buffers events
+    // for them; one that fails or times out is passed over.
     let mut targets: Vec<(Plugin, Vec<Function>)> = Vec::new();
-    for p in plugins.iter().filter(|p| p.kind == PluginType::Destination) {
-        let (allowed, loading) = {
+    for p in candidates {
+        let loading = {
             let c = core.borrow();
-            let current = c.plugins.iter().find(|q| q.obj == p.obj);
-            (
-                pipeline::allowed(&integrations, &p.name)
-                    && pipeline::consented(c.consent.as_ref(), &p.categories),
-                current.and_then(|q| q.loading.clone()),
-            )
+            c.plugins
+                .iter()
+                .find(|q| q.obj == p.obj)
+                .and_then(|q| q.loading.clone())
         };
-        let Some(loading) = loading.filter(|_| allowed) else {
+        let Some(loading) = loading else {
             continue;
         };
         let waited = pipeline::race(
@@ -627,26 +756,7 @@ async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
             .filter(|(n, _)| n == &p.name)
             .map(|(_, f)| f.clone())
             .collect();
-        targets.push((p.clone(), chain));
-    }
-
-    // Which destinations got the event in the browser, so the server does
-    // not deliver it to them again.
-    let metadata = Object::new();
-    let mut bundled = vec!["Segment.io".to_string()];
-    bundled.extend(targets.iter().map(|(p, _)| p.name.clone()));
-    js::set(&metadata, "bundled", &js::str_array(&bundled));
-    js::set(&metadata, "unbundled", &Array::new());
-    js::set(&metadata, "bundledIds", &Array::new());
-    js::set(&event, "_metadata", &metadata);
-
-    // The tracking API: per-call `All: false` does not turn it off, only
-    // `'Segment.io': false` does (as in analytics-next).
-    if js::get(&integrations, "Segment.io").as_bool() != Some(false)
-        && let Some(json) = js::stringify(&event)
-    {
-        let queue = core.borrow().queue.clone();
-        delivery::enqueue(&queue, json, kind.path());
+        targets.push((p, chain));
     }
 
     // Destination plugins, side by side, each isolated.
@@ -654,16 +764,21 @@ async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
     for (p, chain) in targets {
         let copy = js::clone_json(&event);
         let obj = p.obj.clone();
+        let device = p.device.clone();
         let name = p.name.clone();
         let class = context_class.clone();
         let shared = core.clone();
         pending.push(future_to_promise(async move {
             let extra = [("destination", JsValue::from_str(&name))];
             let result = match pipeline::run_middleware(&chain, copy, &extra).await {
-                Ok(Some(e)) => {
-                    let ctx = Reflect::construct(&class, &Array::of1(&e)).unwrap_or(JsValue::NULL);
-                    pipeline::run_plugin(&obj, kind.name(), ctx).await.map(drop)
-                }
+                Ok(Some(e)) => match device {
+                    Some(device) => device.send(&e),
+                    None => {
+                        let ctx =
+                            Reflect::construct(&class, &Array::of1(&e)).unwrap_or(JsValue::NULL);
+                        pipeline::run_plugin(&obj, kind.name(), ctx).await.map(drop)
+                    }
+                },
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };

@@ -49,6 +49,9 @@ pub(crate) struct Plugin {
     pub state: LoadState,
     /// Settles when `load` has, once it started.
     pub loading: Option<Promise>,
+    /// A device-mode destination of the source's bundle, run by the device
+    /// host; `obj` is then only its identity.
+    pub device: Option<std::rc::Rc<crate::device::Device>>,
 }
 
 /// Whether per-call `integrations` let an event reach destination `name`:

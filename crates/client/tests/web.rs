@@ -85,8 +85,27 @@ fn boot(write_key: &str, options: &str) {
         "\"}",
     ]
     .concat());
+    boot_with(&config, options);
+}
+
+/// Starts the library with `config` as the loader would: with its maker of
+/// vendor queueing functions and the module's exports.
+fn boot_with(config: &JsValue, options: &str) {
     let context = js("e", "this.event = e");
-    start(&config, &obj(options), Object::new().into(), context).unwrap();
+    let stub = js(
+        "queue",
+        "var f = function () { f.callMethod ? f.callMethod.apply(f, arguments) : queue.push(arguments) }; \
+         f.push = f; f.loaded = true; f.version = '2.0'; return f",
+    );
+    start(
+        config,
+        &obj(options),
+        Object::new().into(),
+        context,
+        stub,
+        &wasm_bindgen::exports(),
+    )
+    .unwrap();
 }
 
 async fn sleep(ms: i32) {
@@ -529,4 +548,123 @@ async fn a_canonical_link_names_the_page() {
         get(&track, "context.page.canonical").is_undefined(),
         "no canonical link, no key"
     );
+}
+
+/// The entries of `window.dataLayer` gtag pushed as `arguments` objects,
+/// each as an array, whose first item is `command`.
+fn gtag_entries(command: &str) -> Vec<Array> {
+    let layer = js("", "return window.dataLayer || []")
+        .call0(&JsValue::UNDEFINED)
+        .unwrap();
+    let is_arguments = js(
+        "a",
+        "return Object.prototype.toString.call(a) === '[object Arguments]'",
+    );
+    Array::from(&layer)
+        .iter()
+        .filter(|e| {
+            is_arguments
+                .call1(&JsValue::UNDEFINED, e)
+                .unwrap()
+                .is_truthy()
+        })
+        .map(|e| Array::from(&e))
+        .filter(|a| a.get(0).as_string().as_deref() == Some(command))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_device_destination_loads_its_vendor_and_gets_mapped_calls() {
+    // gtag.js stands in as a script that marks itself loaded, as gtag.js
+    // defines google_tag_manager; the adapter appends `?id=...`, commented out.
+    let config = obj(&[
+        r#"{"writeKey":"ok-device","apiHost":""#,
+        api(),
+        r#"","unbundled":["Webhook"],"destinations":[{"slug":"google_analytics_4","name":"Google Analytics 4","settings":{"measurementId":"G-DEVICE1","scriptUrl":"data:text/javascript,window.google_tag_manager={}//"}}]}"#,
+    ]
+    .concat());
+    boot_with(&config, "{}");
+    let errors = Array::new();
+    let record = js("errors", "return function (e) { errors.push(e); }")
+        .call1(&JsValue::UNDEFINED, &errors)
+        .unwrap();
+    call("on", args(&["error".into(), record]));
+    done(call("ready", Array::new())).await;
+
+    let revenue = obj(r#"{"order_id":"o-1","revenue":12.5,"currency":"EUR"}"#);
+    done(call("track", args(&["Order Completed".into(), revenue]))).await;
+    let skipped = obj(r#"{"integrations":{"Google Analytics 4":false}}"#);
+    done(call(
+        "track",
+        args(&["Not For GA".into(), Object::new().into(), skipped]),
+    ))
+    .await;
+
+    assert_eq!(errors.length(), 0, "{:?}", js_sys::JSON::stringify(&errors));
+    // The snippet's calls, as arguments objects gtag.js reads.
+    let config = gtag_entries("config");
+    assert_eq!(config.len(), 1);
+    assert_eq!(config[0].get(1).as_string().as_deref(), Some("G-DEVICE1"));
+    assert_eq!(gtag_entries("js").len(), 1);
+    // Order Completed is GA4's purchase; the other event never reached it.
+    let events: Vec<String> = gtag_entries("event")
+        .iter()
+        .filter_map(|a| a.get(1).as_string())
+        .collect();
+    assert_eq!(events, ["purchase"]);
+    let purchase = &gtag_entries("event")[0];
+    assert_eq!(s(&purchase.get(2), "transaction_id"), "o-1");
+
+    // The server hears of both, told who had each in the browser.
+    let got = wait_for("ok-device", 2, 5000).await;
+    assert_eq!(got.len(), 2);
+    let bundled = |i: usize| -> Vec<String> {
+        let b = get(&get(&get(&got[i], "body"), "_metadata"), "bundled");
+        Array::from(&b)
+            .iter()
+            .filter_map(|v| v.as_string())
+            .collect()
+    };
+    assert_eq!(bundled(0), ["Segment.io", "Google Analytics 4"]);
+    assert_eq!(bundled(1), ["Segment.io"]);
+    let unbundled = get(&get(&get(&got[0], "body"), "_metadata"), "unbundled");
+    assert_eq!(
+        Array::from(&unbundled).get(0).as_string().as_deref(),
+        Some("Webhook")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_vendor_script_that_fails_is_reported_and_holds_nothing_back() {
+    // Nothing listens on port 9: the script fails to load.
+    let config = obj(&[
+        r#"{"writeKey":"ok-device-fail","apiHost":""#,
+        api(),
+        r#"","destinations":[{"slug":"mixpanel","name":"Mixpanel","settings":{"token":"t","scriptUrl":"http://127.0.0.1:9/mixpanel.js"}},{"slug":"posthog","name":"PostHog","settings":{"apiKey":"k","scriptUrl":"data:text/javascript,throw new Error('vendor broke')"}}]}"#,
+    ]
+    .concat());
+    boot_with(&config, "{}");
+    let errors = Array::new();
+    let record = js(
+        "errors",
+        "return function (e) { errors.push(String(e && (e.message || e))); }",
+    )
+    .call1(&JsValue::UNDEFINED, &errors)
+    .unwrap();
+    call("on", args(&["error".into(), record]));
+    done(call("ready", Array::new())).await;
+    done(call("track", args(&["Still Sent".into()]))).await;
+
+    let errors: Vec<String> = errors.iter().filter_map(|e| e.as_string()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("Mixpanel")),
+        "no error for Mixpanel in {errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("PostHog")),
+        "no error for PostHog in {errors:?}"
+    );
+    let got = wait_for("ok-device-fail", 1, 5000).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(s(&get(&got[0], "body"), "event"), "Still Sent");
 }

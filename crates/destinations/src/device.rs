@@ -393,3 +393,145 @@ mod tests {
         assert!(v.members().len() == 1 && v.get("a") == Some(&Value::Bool(true)));
     }
 }
+
+/// A queueing function a vendor's snippet defines on `window` before its
+/// script loads (`gtag`, `fbq`, `hj` …): calls made before the script is
+/// there are kept as `arguments` objects and replayed by the script. Only
+/// JavaScript can make such a function; the device host asks the loader's.
+pub struct Stub {
+    /// The global the function is put in, when it is not there already.
+    pub global: &'static str,
+    /// Where the `arguments` go.
+    pub queue: Queue,
+}
+
+pub enum Queue {
+    /// A global array, created when missing (`dataLayer` for `gtag`).
+    Global(&'static str),
+    /// An array in a property of the function itself (`fbq.queue`, `hj.q`).
+    Own(&'static str),
+}
+
+/// The vendor's script tag: its URL and any attributes its snippet sets.
+pub struct Script {
+    pub url: String,
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl Script {
+    pub fn new(url: impl Into<String>) -> Script {
+        Script {
+            url: url.into(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+/// Everything the device host does to bring a vendor up, in this order:
+/// set `globals` that are missing, define `stubs`, load `script`, check that
+/// `ready` (a dotted path) exists once it ran, then make the `init` calls.
+pub struct Setup {
+    pub globals: Vec<(&'static str, Value)>,
+    pub stubs: &'static [Stub],
+    pub script: Script,
+    pub ready: &'static str,
+    pub init: Vec<Call>,
+}
+
+/// One destination in device mode: how its vendor is loaded and what an
+/// event becomes. Pure: the browser part is the client's device host.
+pub trait Adapter {
+    /// Queueing functions of the vendor's snippet.
+    const STUBS: &'static [Stub] = &[];
+    /// A dotted path that exists once the vendor's script has run; empty
+    /// when a stub stands for it.
+    const READY: &'static str = "";
+
+    /// Globals the vendor's script reads, set when the page has none.
+    fn globals(_settings: &Value) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
+    fn script(settings: &Value) -> Script;
+    fn init(settings: &Value) -> Vec<Call>;
+    fn map(event: &Value, settings: &Value) -> Vec<Call>;
+
+    fn setup(settings: &Value) -> Setup {
+        Setup {
+            globals: Self::globals(settings),
+            stubs: Self::STUBS,
+            script: Self::script(settings),
+            ready: Self::READY,
+            init: Self::init(settings),
+        }
+    }
+}
+
+/// What the device host asks an adapter.
+pub enum Request {
+    Setup { settings: Value },
+    Map { event: Value, settings: Value },
+}
+
+/// An adapter's answer.
+pub enum Response {
+    Setup(Setup),
+    Calls(Vec<Call>),
+}
+
+impl Request {
+    fn answer<A: Adapter>(self) -> Response {
+        match self {
+            Request::Setup { settings } => Response::Setup(A::setup(&settings)),
+            Request::Map { event, settings } => Response::Calls(A::map(&event, &settings)),
+        }
+    }
+}
+
+/// The exchange between the device host and the adapters.
+///
+/// In the browser each adapter is reached only through its own export
+/// (`device:<slug>`, see [`export_adapter!`]), never through a function
+/// pointer, so that a bundle without the adapter can delete the export and
+/// collect everything only it reached. The host puts a [`Request`] here,
+/// calls the export, and takes the [`Response`] back.
+pub mod exchange {
+    use super::{Adapter, Request, Response};
+    use std::cell::RefCell;
+
+    thread_local! {
+        static REQUEST: RefCell<Option<Request>> = const { RefCell::new(None) };
+        static RESPONSE: RefCell<Option<Response>> = const { RefCell::new(None) };
+    }
+
+    pub fn put(request: Request) {
+        REQUEST.with(|r| *r.borrow_mut() = Some(request));
+        RESPONSE.with(|r| *r.borrow_mut() = None);
+    }
+
+    pub fn take() -> Option<Response> {
+        RESPONSE.with(|r| r.borrow_mut().take())
+    }
+
+    /// What an adapter's export runs: answers the waiting request.
+    pub fn serve<A: Adapter>() {
+        if let Some(request) = REQUEST.with(|r| r.borrow_mut().take()) {
+            let response = request.answer::<A>();
+            RESPONSE.with(|r| *r.borrow_mut() = Some(response));
+        }
+    }
+}
+
+/// Exports an adapter from the browser module as `device:<slug>`; in a
+/// destination's `device.rs`, after its `Adapter` impl for `Device`.
+#[macro_export]
+macro_rules! export_adapter {
+    ($slug:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        #[unsafe(export_name = concat!("device:", stringify!($slug)))]
+        extern "C" fn export() {
+            $crate::device::exchange::serve::<Device>();
+        }
+    };
+}

@@ -1,23 +1,51 @@
 //! Destinations, one folder each.
 //!
 //! A destination's folder holds its `manifest.toml` (catalog entry and
-//! settings schema), its `logo.svg`, and its code: the event mapping, the
-//! device adapter and the cloud forwarder, as they land. Adding a
-//! destination is one folder here and one line in [`registry`].
+//! settings schema), its `logo.svg`, and its code, declared in its
+//! `mod.rs`: the event mapping, the device adapter (`device.rs`) and the
+//! cloud forwarder (`cloud.rs`), as they land. Adding a destination is one
+//! folder here and one line in the [`registry!`] below.
 
 pub mod device;
-mod registry;
 
-// Destinations with an event mapping; their folders' `mod.rs` name the parts.
-pub mod amplitude;
-pub mod customerio;
-pub mod facebook_pixel;
-pub mod google_analytics_4;
-pub mod google_tag_manager;
-pub mod hotjar;
-pub mod intercom;
-pub mod klaviyo;
-pub mod mixpanel;
-pub mod posthog;
+/// `(slug, manifest, logo)` of one destination folder.
+pub type Entry = (&'static str, &'static str, &'static str);
 
-pub use registry::{REGISTRY, catalog};
+/// Declares each destination's module and lists its manifest and logo in
+/// [`REGISTRY`].
+macro_rules! registry {
+    ($($slug:ident),* $(,)?) => {
+        $(pub mod $slug;)*
+
+        /// Every destination, in the order of the registry.
+        pub const REGISTRY: &[Entry] = &[$((
+            stringify!($slug),
+            include_str!(concat!(stringify!($slug), "/manifest.toml")),
+            include_str!(concat!(stringify!($slug), "/logo.svg")),
+        )),*];
+    };
+}
+
+registry! {
+    amplitude,
+    crisp,
+    customerio,
+    facebook_conversions_api,
+    facebook_pixel,
+    google_analytics_4,
+    google_tag_manager,
+    hotjar,
+    intercom,
+    klaviyo,
+    mixpanel,
+    postgres,
+    posthog,
+    slack,
+    webhook,
+}
+
+/// The catalog built from every registered destination.
+#[cfg(feature = "catalog")]
+pub fn catalog() -> Result<switchyard_catalog::Catalog, switchyard_catalog::CatalogError> {
+    switchyard_catalog::Catalog::from_manifests(REGISTRY.iter().copied())
+}

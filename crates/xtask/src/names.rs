@@ -20,6 +20,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+/// How a device adapter's export is named: `device:<slug>`.
+const DEVICE_EXPORT: &str = "device:";
+
 /// The name the renamed module imports its functions from.
 const MODULE: &str = "a";
 
@@ -146,10 +149,13 @@ pub(crate) fn shorten(input: &Path, output: &Path, glue: &str) -> Result<String>
         imports.insert(std::mem::replace(&mut import.name, new.clone()), new);
         import.module = MODULE.into();
     }
-    // The exports the glue reads most get the shortest names.
+    // The exports the glue reads most get the shortest names. The device
+    // adapters' exports (`device:<slug>`) keep theirs: the bundler finds
+    // them by name, and the library calls them by the destination's slug.
     let mut uses: Vec<(usize, String)> = module
         .exports
         .iter()
+        .filter(|e| !e.name.starts_with(DEVICE_EXPORT))
         .map(|e| {
             (
                 glue.matches(&["wasm.", &e.name].concat()).count(),
@@ -164,7 +170,9 @@ pub(crate) fn shorten(input: &Path, output: &Path, glue: &str) -> Result<String>
         .map(|(i, (_, name))| (name, short_name(i)))
         .collect();
     for export in module.exports.iter_mut() {
-        export.name = exports[&export.name].clone();
+        if let Some(short) = exports.get(&export.name) {
+            export.name = short.clone();
+        }
     }
     let glue = rewrite_glue(glue, &glue_module, &imports, &exports)?;
     module

@@ -20,6 +20,10 @@ use crate::device::{Call, Event, Value, first, setting};
 /// `amplitude.init(apiKey, {serverZone, autocapture: false})`: page views
 /// come from page calls, so the SDK's own are off.
 pub fn init(settings: &Value) -> Vec<Call> {
+    let server_url = match setting(settings, "serverUrl", "") {
+        "" => Value::Null,
+        url => Value::str(url),
+    };
     vec![Call::new(
         "amplitude.init",
         vec![
@@ -30,6 +34,17 @@ pub fn init(settings: &Value) -> Vec<Call> {
                     Value::str(setting(settings, "serverZone", "US")),
                 ),
                 ("autocapture", Value::Bool(false)),
+                // A proxy of the site's own: its address, and no remote
+                // configuration from Amplitude's servers.
+                ("serverUrl", server_url.clone()),
+                (
+                    "fetchRemoteConfig",
+                    if server_url.is_null() {
+                        Value::Null
+                    } else {
+                        Value::Bool(false)
+                    },
+                ),
             ]),
         ],
     )]

@@ -1,0 +1,30 @@
+//! Intercom's messenger (`widget.intercom.io/widget/<app id>`): the snippet
+//! defines `Intercom`, queueing in `Intercom.q` until the widget replaces it.
+
+use crate::device::{Adapter, Call, Queue, Script, Stub, Value};
+use crate::export_adapter;
+
+use super::mapping;
+
+pub struct Device;
+
+impl Adapter for Device {
+    const STUBS: &'static [Stub] = &[Stub {
+        global: "Intercom",
+        queue: Queue::Own("q"),
+    }];
+
+    fn script(settings: &Value) -> Script {
+        Script::new(mapping::script_url(settings))
+    }
+
+    fn init(settings: &Value) -> Vec<Call> {
+        mapping::init(settings)
+    }
+
+    fn map(event: &Value, settings: &Value) -> Vec<Call> {
+        mapping::map(event, settings)
+    }
+}
+
+export_adapter!(intercom);

@@ -1,0 +1,1 @@
+//! A catalog entry: manifest and logo. No mode is implemented yet.
