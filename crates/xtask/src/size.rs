@@ -96,13 +96,15 @@ fn typical_source() -> SourceBundle {
         write_key: "Zx4bT9qLmN2vR7cKpW3sYh8dJf6gA1eU".into(),
         revision: 1,
         destinations: vec![],
+        unbundled: vec![],
     }
 }
 
 /// The report for the artifacts in `dir`, with the bytes the server sends.
 pub(crate) fn report(dir: &Path) -> Result<String> {
     let artifacts = Artifacts::load(dir)?;
-    let loader = artifacts.loader(&typical_source());
+    let core = artifacts.module(&artifacts.select(std::iter::empty::<&str>()).set)?;
+    let loader = artifacts.loader(&typical_source(), &core);
     let served = |identity: &[u8], encoded: &dyn Fn(Encoding) -> usize| Sizes {
         raw: identity.len(),
         gzip: encoded(Encoding::Gzip),
@@ -111,8 +113,13 @@ pub(crate) fn report(dir: &Path) -> Result<String> {
     let js = served(loader.js.as_bytes(), &|e| {
         artifacts.compressed_loader(&loader, e).len()
     });
-    let module = artifacts.module();
-    let wasm = served(module.bytes.as_slice(), &|e| module.encoded(Some(e)).len());
+    let wasm_of = |slugs: &[&str]| -> Result<Sizes> {
+        let module = artifacts.module(&artifacts.select(slugs.iter().copied()).set)?;
+        Ok(served(module.bytes.as_slice(), &|e| {
+            module.encoded(Some(e)).len()
+        }))
+    };
+    let wasm = wasm_of(&[])?;
     let total = js + wasm;
     let mut table = Table::new("browser library, as a page downloads it");
     table.row("loader (js, as served)", js);
@@ -123,8 +130,29 @@ pub(crate) fn report(dir: &Path) -> Result<String> {
     } else {
         format!("{} over", total.brotli - BUDGET_BROTLI)
     };
+    // The module with device adapters: what each adds, and sets of 1, 3
+    // and all of them.
+    let all: Vec<&str> = artifacts.adapters().iter().map(String::as_str).collect();
+    let mut adapters = Table::new("wasm with device adapters (each compressed on its own)");
+    for set in [&all[..all.len().min(1)], &all[..all.len().min(3)], &all[..]] {
+        let name = if set.len() == all.len() {
+            format!("all {} adapters", set.len())
+        } else {
+            set.join(", ")
+        };
+        adapters.row(name, wasm_of(set)?);
+    }
+    let mut each = Vec::new();
+    for slug in &all {
+        let with = wasm_of(&[slug])?;
+        each.push(format!(
+            "{slug} +{}",
+            with.brotli.saturating_sub(wasm.brotli)
+        ));
+    }
     Ok(format!(
-        "{table}budget: {BUDGET_BROTLI} bytes brotli; total {}: {verdict}\n",
-        total.brotli
+        "{table}budget: {BUDGET_BROTLI} bytes brotli; total {}: {verdict}\n\n{adapters}each adapter adds (brotli bytes): {}\n",
+        total.brotli,
+        each.join(", ")
     ))
 }
