@@ -6,7 +6,8 @@
 //! allows it; the bundler keeps the compressed bytes, so a repeated
 //! request costs no compression.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -94,19 +95,25 @@ async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle
 
 /// The set of device adapters `bundle` needs. A destination whose adapter
 /// the built library lacks (built before the adapter landed) is left out
-/// of the loader, and logged when `report`: the other destinations still
-/// load.
+/// of the loader, and logged when `report` (once per adapter and process,
+/// not on every page view): the other destinations still load.
 fn device_set(artifacts: &Artifacts, bundle: &mut SourceBundle, report: bool) -> DeviceSet {
+    static REPORTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let selection = artifacts.select(bundle.destinations.iter().map(|d| d.slug.as_str()));
     if !selection.missing.is_empty() {
-        if report {
-            tracing::error!(
-                write_key = %bundle.write_key,
-                missing = ?selection.missing,
-                "the browser library has no adapter for these enabled device-mode destinations; \
-                 they are left out of the loader (rebuild it: cargo xtask build-client)"
-            );
+        let mut reported = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+        for slug in &selection.missing {
+            if report && reported.insert(slug.clone()) {
+                tracing::error!(
+                    write_key = %bundle.write_key,
+                    destination = %slug,
+                    "the browser library has no adapter for this enabled device-mode \
+                     destination; it is left out of the loader (rebuild the library: \
+                     cargo xtask build-client)"
+                );
+            }
         }
+        drop(reported);
         bundle
             .destinations
             .retain(|d| !selection.missing.contains(&d.slug));
