@@ -8,7 +8,8 @@
 //! - `run`: sets up what running needs, builds the client, starts
 //!   `switchyard serve` with the demo.
 //! - `test`: sets up what the tests need (Chromium, chromedriver, the
-//!   wasm-bindgen test runner), then runs every gate and every test.
+//!   wasm-bindgen test runner, the vendor SDKs of the device-mode tests),
+//!   then runs every gate and every test.
 
 mod bench;
 mod client;
@@ -168,6 +169,9 @@ fn test(root: &Path) -> Result<()> {
         "warnings",
     ]))?;
     build_client(root)?;
+    // The vendors' own SDKs, which mock-api serves to the device-mode
+    // end-to-end tests.
+    tools::install_test_vendors(root)?;
     run_cmd(cargo().args(["test", "--workspace"]))?;
     // In-browser unit tests: wasm-bindgen-test in headless Chromium,
     // against a stand-in tracking API that fails on purpose.

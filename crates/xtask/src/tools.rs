@@ -1,7 +1,8 @@
 //! The build's Node.js tools: binaryen's `wasm-opt` and terser, pinned
 //! exactly in `web/tools/package.json` and `package-lock.json`, installed
 //! with `npm ci` into `web/tools/node_modules` when that is missing or older
-//! than the lock file.
+//! than the lock file. The vendors' browser SDKs of the device-mode tests,
+//! pinned in `tests/vendor/`, are installed the same way.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -26,47 +27,76 @@ fn version(program: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Node.js and npm, from Debian on a fresh machine.
+fn node_and_npm(why: &str) -> Result<()> {
+    if version("node").is_none() || version("npm").is_none() {
+        crate::setup::apt_install(&["nodejs", "npm"])?;
+    }
+    let (Some(_), Some(_)) = (version("node"), version("npm")) else {
+        bail!(
+            "Node.js and npm are needed {why}: install them (Debian: `apt-get install nodejs npm`)"
+        );
+    };
+    Ok(())
+}
+
+/// `npm ci` in `dir` unless its `node_modules` was installed from the
+/// same `package.json` and `package-lock.json` and still holds every one
+/// of `expected` (paths relative to `dir`).
+fn npm_ci(dir: &Path, expected: &[&str]) -> Result<()> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("{} is missing", dir.join(name).display()))
+    };
+    let wanted = [read("package.json")?, read("package-lock.json")?].concat();
+    let modules = dir.join("node_modules");
+    let installed = std::fs::read_to_string(modules.join(STAMP)).unwrap_or_default();
+    let present = expected.iter().all(|p| dir.join(p).exists());
+    if installed != wanted || !present {
+        run_cmd(Command::new("npm").args([
+            OsStr::new("ci"),
+            OsStr::new("--prefix"),
+            dir.as_os_str(),
+            OsStr::new("--ignore-scripts"),
+            OsStr::new("--no-audit"),
+            OsStr::new("--no-fund"),
+            OsStr::new("--loglevel=error"),
+        ]))?;
+        std::fs::write(modules.join(STAMP), wanted)?;
+    }
+    Ok(())
+}
+
+/// The script builds of the vendor SDKs that `mock-api` serves to the
+/// device-mode tests (`tests/vendor/package.json`).
+const VENDOR_SCRIPTS: [&str; 3] = [
+    "node_modules/mixpanel-browser/dist/mixpanel.min.js",
+    "node_modules/@amplitude/analytics-browser/lib/scripts/amplitude-min.js",
+    "node_modules/posthog-js/dist/array.js",
+];
+
+/// Installs the vendors' own browser SDKs into `tests/vendor/node_modules`
+/// if they are missing or stale.
+pub(crate) fn install_test_vendors(root: &Path) -> Result<()> {
+    node_and_npm("for the device-mode tests (the vendors' SDKs come from npm)")?;
+    npm_ci(&root.join("tests/vendor"), &VENDOR_SCRIPTS)
+}
+
 impl Tools {
     /// Installs the tools if they are missing or stale.
     pub(crate) fn install(root: &Path) -> Result<Tools> {
-        let dir = root.join("web/tools");
-        if version("node").is_none() || version("npm").is_none() {
-            // wasm-opt and terser run on Node.js: a fresh machine gets
-            // Debian's.
-            crate::setup::apt_install(&["nodejs", "npm"])?;
-        }
-        let (Some(_), Some(_)) = (version("node"), version("npm")) else {
-            bail!(
-                "Node.js and npm are needed to build the browser library (wasm-opt and terser \
-                 run on Node.js): install them (Debian: `apt-get install nodejs npm`)"
-            );
+        // wasm-opt and terser run on Node.js.
+        node_and_npm("to build the browser library (wasm-opt and terser run on Node.js)")?;
+        let tools = Tools {
+            dir: root.join("web/tools"),
         };
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .with_context(|| format!("{} is missing", dir.join(name).display()))
-        };
-        let wanted = [read("package.json")?, read("package-lock.json")?].concat();
-        let modules = dir.join("node_modules");
-        let installed = std::fs::read_to_string(modules.join(STAMP)).unwrap_or_default();
-        let tools = Tools { dir };
-        let present = [
-            tools.wasm_opt_js(),
-            tools.dir.join("node_modules/terser/package.json"),
-        ]
-        .iter()
-        .all(|p| p.exists());
-        if installed != wanted || !present {
-            run_cmd(Command::new("npm").args([
-                OsStr::new("ci"),
-                OsStr::new("--prefix"),
-                tools.dir.as_os_str(),
-                OsStr::new("--ignore-scripts"),
-                OsStr::new("--no-audit"),
-                OsStr::new("--no-fund"),
-                OsStr::new("--loglevel=error"),
-            ]))?;
-            std::fs::write(modules.join(STAMP), wanted)?;
-        }
+        npm_ci(
+            &tools.dir,
+            &[
+                "node_modules/binaryen/bin/wasm-opt",
+                "node_modules/terser/package.json",
+            ],
+        )?;
         Ok(tools)
     }
 
