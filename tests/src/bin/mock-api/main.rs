@@ -7,18 +7,38 @@
 //! - `r429-*`: 429 with `Retry-After: 1` once per message, then 200.
 //! - `b400-*`: 400, always.
 //!
-//! `GET /log/{writeKey}` returns what arrived for a write key. Prints its
-//! origin on the first line of stdout and serves until killed.
+//! `GET /log/{writeKey}` returns what arrived for a write key.
+//!
+//! For the device-mode tests it also serves the vendors' scripts and
+//! stands in for their collection APIs (`vendor.rs`, `scripts.rs`):
+//!
+//! - `GET /vendor/npm/{package path}`: a file of the vendor SDKs pinned in
+//!   `tests/vendor/package.json`, e.g. `/vendor/npm/posthog-js/dist/array.js`.
+//! - `GET /vendor/standin/{name}.js`: a stand-in from
+//!   `tests/vendor/standins/` for a vendor script not on npm (`gtag`, `gtm`,
+//!   `fbevents`, `intercom`, `hotjar`, `customerio`, `klaviyo`); it records
+//!   every call into `window.__standin`.
+//! - `GET /vendor/hostile/{missing,hang,throws}.js`: 404, no answer for ten
+//!   minutes (or `?ms=`), a script that throws.
+//! - `/mixpanel/*`, `/amplitude/*`, `/posthog/*`: the vendors' APIs,
+//!   answering as each SDK expects, preflights included.
+//! - `GET /vendor/requests[?vendor=mixpanel|amplitude|posthog|script]`:
+//!   every request recorded there, oldest first; `DELETE` forgets them.
+//!
+//! Prints its origin on the first line of stdout and serves until killed.
+
+mod scripts;
+mod vendor;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -28,6 +48,26 @@ struct Log {
 }
 
 type Shared = Arc<Mutex<Log>>;
+
+#[derive(Clone)]
+struct AppState {
+    log: Shared,
+    records: vendor::Records,
+    /// `tests/vendor`: the installed vendor packages and the stand-ins.
+    vendor_dir: PathBuf,
+}
+
+impl FromRef<AppState> for Shared {
+    fn from_ref(state: &AppState) -> Shared {
+        state.log.clone()
+    }
+}
+
+impl FromRef<AppState> for vendor::Records {
+    fn from_ref(state: &AppState) -> vendor::Records {
+        state.records.clone()
+    }
+}
 
 fn cors(mut r: Response) -> Response {
     let h = r.headers_mut();
@@ -66,10 +106,7 @@ async fn track(
         Some(b) => b.clone(),
         None => vec![value.clone()],
     };
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let ms = vendor::now_ms();
     let retry = headers
         .get("x-retry-count")
         .and_then(|v| v.to_str().ok())
@@ -117,16 +154,39 @@ async fn read(State(log): State<Shared>, Path(key): Path<String>) -> Response {
     cors(axum::Json(records).into_response())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let log: Shared = Arc::default();
-    let app = Router::new()
+fn app(vendor_dir: PathBuf) -> Router {
+    let state = AppState {
+        log: Arc::default(),
+        records: Arc::default(),
+        vendor_dir,
+    };
+    let mut app = Router::new()
         .route("/v1/{call}", post(track).options(track))
         .route("/log/{key}", get(read))
-        .with_state(log);
+        .route("/vendor/requests", get(vendor::list).delete(vendor::clear))
+        .route("/vendor/npm/{*path}", get(scripts::npm))
+        .route("/vendor/standin/{*path}", get(scripts::standin))
+        .route("/vendor/hostile/{*path}", get(scripts::hostile));
+    for name in vendor::VENDORS {
+        let state = state.clone();
+        app = app.route(
+            &["/", name, "/{*rest}"].concat(),
+            any(move |method, uri, headers, body| {
+                vendor::endpoint(name, state, method, uri, headers, body)
+            }),
+        );
+    }
+    app.with_state(state)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let vendor_dir = std::env::var_os("SWITCHYARD_VENDOR_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vendor"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     println!("http://{}", listener.local_addr().expect("address"));
-    axum::serve(listener, app).await.expect("serve");
+    axum::serve(listener, app(vendor_dir)).await.expect("serve");
 }
