@@ -56,9 +56,15 @@ impl Device {
             return Err(error(&["the adapter did not answer"]));
         };
         let window: JsValue = js_sys::global().into();
-        for (name, value) in &setup.globals {
-            if js::get(&window, name).is_undefined() {
-                js::set(&window, name, &to_js(value));
+        for (path, value) in &setup.globals {
+            let (parent, key) = match path.rsplit_once('.') {
+                Some((parent, key)) => (resolve(parent).map(|(_, p)| p), key),
+                None => (Some(window.clone()), *path),
+            };
+            if let Some(parent) = parent
+                && js::get(&parent, key).is_undefined()
+            {
+                js::set(&parent, key, &to_js(value));
             }
         }
         for s in setup.stubs {

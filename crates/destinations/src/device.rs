@@ -447,7 +447,8 @@ pub trait Adapter {
     /// when a stub stands for it.
     const READY: &'static str = "";
 
-    /// Globals the vendor's script reads, set when the page has none.
+    /// Globals the vendor's script reads, by dotted path from `window`,
+    /// each set in order where the page has nothing.
     fn globals(_settings: &Value) -> Vec<(&'static str, Value)> {
         Vec::new()
     }

@@ -1,6 +1,7 @@
 //! mixpanel-browser's snippet build (`mixpanel-2-latest.min.js`): it needs
-//! the snippet's `window.mixpanel` marker (`__SV`, `_i`) and defines
-//! `mixpanel.init`, which makes the main instance.
+//! the snippet's `window.mixpanel`, an array marked with `__SV` and `_i`
+//! (a plain object makes `init` throw), and defines `mixpanel.init`, which
+//! puts the main instance in its place.
 
 use crate::device::{Adapter, Call, Script, Value, setting};
 use crate::export_adapter;
@@ -15,10 +16,11 @@ impl Adapter for Device {
     const READY: &'static str = "mixpanel.init";
 
     fn globals(_settings: &Value) -> Vec<(&'static str, Value)> {
-        vec![(
-            "mixpanel",
-            Value::object([("__SV", Value::Number(1.2)), ("_i", Value::Array(Vec::new()))]),
-        )]
+        vec![
+            ("mixpanel", Value::Array(Vec::new())),
+            ("mixpanel.__SV", Value::Number(1.2)),
+            ("mixpanel._i", Value::Array(Vec::new())),
+        ]
     }
 
     fn script(settings: &Value) -> Script {
