@@ -466,13 +466,14 @@ async fn catalog_entries_and_logos() {
         .json();
     assert_eq!(one["name"], "Intercom");
     assert_eq!(one["recommended"], true);
-    assert!(
-        one["modes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["available"] == false)
-    );
+    // Device mode has its adapter; cloud mode has no forwarder yet.
+    let available: Vec<(&str, bool)> = one["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["mode"].as_str().unwrap(), m["available"] == true))
+        .collect();
+    assert_eq!(available, [("device", true), ("cloud", false)]);
     assert_eq!(
         t.call("GET", "/api/catalog/destinations/nope", None)
             .await
