@@ -250,6 +250,23 @@ impl Server {
         Ok(body)
     }
 
+    /// `PATCH /api/...` with the admin token and a JSON body.
+    pub async fn api_patch(&self, path: &str, body: Value) -> Result<Value> {
+        let r = self
+            .http
+            .patch([&self.origin, "/api", path].concat())
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("PATCH /api{path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
     /// `POST /api/...` with the admin token and a JSON body.
     pub async fn api_post(&self, path: &str, body: Value) -> Result<Value> {
         let r = self
@@ -303,6 +320,27 @@ impl Server {
         boot::snippet(write_key, &self.origin)
     }
 }
+
+/// A page whose head runs `script`.
+pub fn html(title: &str, script: &str) -> String {
+    [
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>",
+        title,
+        "</title><script>\n",
+        script,
+        "\n</script></head><body><p>",
+        title,
+        "</p></body></html>",
+    ]
+    .concat()
+}
+
+/// Records anything thrown into the page: installed before the snippet.
+pub const WATCH_ERRORS: &str = "window.pageErrors = [];
+window.onerror = function (message) { pageErrors.push('onerror: ' + message); };
+window.addEventListener('unhandledrejection', function (e) {
+  pageErrors.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason));
+});";
 
 /// A second origin that serves whatever pages a test registers, so the
 /// library runs cross-origin as it does on a customer's site.
@@ -368,6 +406,11 @@ fn free_port() -> Result<u16> {
 
 impl Browser {
     pub async fn start() -> Result<Browser> {
+        Browser::start_with(&[]).await
+    }
+
+    /// Headless Chromium with more command-line arguments.
+    pub async fn start_with(extra_args: &[&str]) -> Result<Browser> {
         let port = free_port()?;
         let driver = Command::new(CHROMEDRIVER)
             .arg(["--port=", &port.to_string()].concat())
@@ -379,17 +422,28 @@ impl Browser {
             })?;
         let profile = tempfile::tempdir()?;
         let profile_arg = ["--user-data-dir=", &profile.path().to_string_lossy()].concat();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        .iter()
+        .chain(extra_args)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(profile_arg);
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             serde_json::json!({
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    profile_arg,
-                ]
+                "args": args
             }),
         );
         let url = ["http://127.0.0.1:", &port.to_string()].concat();

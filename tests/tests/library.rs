@@ -12,32 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use switchyard_tests::{Browser, Server, Site};
+use switchyard_tests::{Browser, Server, Site, WATCH_ERRORS, html};
 
 // ---------------------------------------------------------------------------
 // Pages and fixtures
 
 /// A page whose head runs `script`.
-fn html(title: &str, script: &str) -> String {
-    [
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>",
-        title,
-        "</title><script>\n",
-        script,
-        "\n</script></head><body><p>",
-        title,
-        "</p></body></html>",
-    ]
-    .concat()
-}
-
-/// Records anything thrown into the page: installed before the snippet.
-const WATCH_ERRORS: &str = "window.pageErrors = [];
-window.onerror = function (message) { pageErrors.push('onerror: ' + message); };
-window.addEventListener('unhandledrejection', function (e) {
-  pageErrors.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason));
-});";
-
 /// The server's snippet for the demo source, with `load_options` passed to
 /// `analytics.load` and without its `analytics.page()` when `initial_page`
 /// is false.

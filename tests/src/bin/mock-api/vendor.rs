@@ -38,11 +38,14 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
         .map(str::to_string)
 }
 
-/// The body as text: gunzipped when it says it is gzip (by header, or by
-/// PostHog's `compression=gzip-js` query), as it arrived otherwise.
+/// The body as text: gunzipped when it is gzip (by header, by PostHog's
+/// `compression=gzip-js` query, or by its magic bytes), as it arrived
+/// otherwise.
 fn body_text(headers: &HeaderMap, query: &str, body: &[u8]) -> String {
     let gzip = header_text(headers, header::CONTENT_ENCODING).is_some_and(|e| e.contains("gzip"))
-        || query.split('&').any(|p| p == "compression=gzip-js");
+        || query.split('&').any(|p| p == "compression=gzip-js")
+        // posthog-js also sends gzip as text/plain with nothing saying so.
+        || body.starts_with(&[0x1f, 0x8b]);
     if gzip {
         let mut out = Vec::new();
         if flate2::read::GzDecoder::new(body)
@@ -191,6 +194,21 @@ fn json_response(body: Value) -> Response {
         .into_response()
 }
 
+/// A PostHog project's remote config (`/array/{token}/config`), with
+/// everything optional off.
+fn posthog_config(endpoint: &str) -> Value {
+    let token = endpoint.split('/').nth(2).unwrap_or_default();
+    json!({
+        "token": token,
+        "supportedCompression": ["gzip", "gzip-js"],
+        "hasFeatureFlags": false,
+        "sessionRecording": false,
+        "surveys": false,
+        "heatmaps": false,
+        "siteApps": [],
+    })
+}
+
 /// What each vendor's SDK takes as success for `endpoint`.
 fn answer(vendor: &str, endpoint: &str, decoded: &Value, body_len: usize) -> Response {
     match vendor {
@@ -208,6 +226,27 @@ fn answer(vendor: &str, endpoint: &str, decoded: &Value, body_len: usize) -> Res
                 "payload_size_bytes": body_len,
                 "server_upload_time": now_ms(),
             }))
+        }
+        // PostHog's remote config, per project token: as JavaScript (which
+        // array.js loads as a script) and as JSON.
+        "posthog" if endpoint.starts_with("/array/") && endpoint.ends_with("/config.js") => {
+            let config = posthog_config(endpoint);
+            (
+                [(header::CONTENT_TYPE, "text/javascript")],
+                [
+                    "(function(){window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{};",
+                    "window._POSTHOG_REMOTE_CONFIG[",
+                    &config["token"].to_string(),
+                    "]={config:",
+                    &config.to_string(),
+                    ",siteApps:[]};})();",
+                ]
+                .concat(),
+            )
+                .into_response()
+        }
+        "posthog" if endpoint.starts_with("/array/") && endpoint.ends_with("/config") => {
+            json_response(posthog_config(endpoint))
         }
         "posthog" if endpoint.starts_with("/flags") || endpoint.starts_with("/decide") => {
             json_response(json!({
