@@ -152,6 +152,9 @@ pub struct DeviceDestination {
     pub slug: String,
     pub name: String,
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The consent categories the destination needs: the page's consent
+    /// preferences must allow each before it loads or gets an event.
+    pub categories: Vec<String>,
 }
 
 /// The source-specific part of a loader.
@@ -588,6 +591,7 @@ mod tests {
             slug: "mixpanel".into(),
             name: "Mixpanel".into(),
             settings,
+            categories: vec!["Analytics".into()],
         });
         s.unbundled = vec!["Slack".into(), "Webhook".into()];
         let js = loader(&artifacts(), &s).js;

@@ -668,3 +668,87 @@ async fn a_vendor_script_that_fails_is_reported_and_holds_nothing_back() {
     assert_eq!(got.len(), 1);
     assert_eq!(s(&get(&got[0], "body"), "event"), "Still Sent");
 }
+
+#[wasm_bindgen_test]
+async fn device_destinations_wait_for_consent_and_pass_through_their_middleware() {
+    // The Pixel's stand-in takes over the fbq stub as fbevents.js does.
+    let fbevents = "data:text/javascript,window.fbCalls=[];\
+fbq.callMethod=function(){fbCalls.push([].slice.call(arguments))};\
+fbq.queue.forEach(function(a){fbCalls.push([].slice.call(a))})";
+    let config = js(
+        "api, fbevents",
+        "return {writeKey: 'ok-device-consent', apiHost: api, destinations: [
+        {slug: 'google_tag_manager', name: 'Google Tag Manager', categories: ['Analytics'],
+         settings: {containerId: 'GTM-C1', scriptUrl: 'data:text/javascript,window.gtmLoaded=1//'}},
+        {slug: 'facebook_pixel', name: 'Facebook Pixel', categories: ['Advertising'],
+         settings: {pixelId: '42', scriptUrl: fbevents}}]}",
+    )
+    .call2(&JsValue::UNDEFINED, &api().into(), &fbevents.into())
+    .unwrap();
+    boot_with(
+        &config,
+        r#"{"consent":{"categoryPreferences":{"Analytics":true,"Advertising":false}}}"#,
+    );
+    // Tag Manager's copy of each event is renamed on its way.
+    let rename = js(
+        "",
+        "return function (m) { m.payload.obj.event = 'Renamed ' + m.payload.obj.event; m.next(m.payload); };",
+    )
+    .call0(&JsValue::UNDEFINED)
+    .unwrap();
+    call(
+        "addDestinationMiddleware",
+        args(&["Google Tag Manager".into(), rename]),
+    );
+    done(call("ready", Array::new())).await;
+    done(call("track", args(&["First".into()]))).await;
+
+    let layer_events = || -> Vec<String> {
+        let layer = js("", "return window.dataLayer")
+            .call0(&JsValue::UNDEFINED)
+            .unwrap();
+        Array::from(&layer)
+            .iter()
+            .filter_map(|e| get(&e, "event").as_string())
+            .collect()
+    };
+    assert!(
+        layer_events().contains(&"Renamed First".to_string()),
+        "{:?}",
+        layer_events()
+    );
+    let fb_loaded = || {
+        js("", "return !!window.fbCalls")
+            .call0(&JsValue::UNDEFINED)
+            .unwrap()
+            .is_truthy()
+    };
+    assert!(!fb_loaded(), "the Pixel loaded without consent");
+    let sent = wait_for("ok-device-consent", 1, 5000).await;
+    let bundled = get(&get(&sent[0], "body"), "_metadata.bundled");
+    assert_eq!(
+        Array::from(&bundled)
+            .iter()
+            .filter_map(|v| v.as_string())
+            .collect::<Vec<_>>(),
+        ["Segment.io", "Google Tag Manager"]
+    );
+
+    call(
+        "consent",
+        args(&[obj(
+            r#"{"categoryPreferences":{"Analytics":true,"Advertising":true}}"#,
+        )]),
+    );
+    done(call("ready", Array::new())).await;
+    done(call("track", args(&["Second".into()]))).await;
+    assert!(fb_loaded(), "the Pixel did not load once consented");
+    let calls = js("", "return JSON.stringify(window.fbCalls)")
+        .call0(&JsValue::UNDEFINED)
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(calls.contains(r#"["init","42"]"#), "{calls}");
+    assert!(calls.contains(r#"["trackCustom","Second""#), "{calls}");
+    assert!(!calls.contains("First"), "{calls}");
+}

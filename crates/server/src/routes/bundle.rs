@@ -81,6 +81,14 @@ async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle
             slug: def.slug.clone(),
             name: def.name.clone(),
             settings,
+            // Its catalog categories, which the page's consent preferences
+            // name (`analytics.consent({categoryPreferences: {Advertising:
+            // false}})`).
+            categories: def
+                .categories
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
         });
     }
     unbundled.sort();
