@@ -595,7 +595,7 @@ mod tests {
         });
         s.unbundled = vec!["Slack".into(), "Webhook".into()];
         let js = loader(&artifacts(), &s).js;
-        assert!(js.contains(r#""destinations":[{"slug":"mixpanel","name":"Mixpanel","settings":{"token":"abc"}}],"unbundled":["Slack","Webhook"]"#), "{js}");
+        assert!(js.contains(r#""destinations":[{"slug":"mixpanel","name":"Mixpanel","settings":{"token":"abc"},"categories":["Analytics"]}],"unbundled":["Slack","Webhook"]"#), "{js}");
     }
 
     #[test]
