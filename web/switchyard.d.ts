@@ -112,7 +112,17 @@ export interface LoadOptions {
   integrations?: {
     "Segment.io"?: { deliveryStrategy?: { strategy: "standard" | "batching"; config?: { size?: number; timeout?: number } } };
   };
+  /**
+   * Consent preferences at load. A device-mode destination needs each of
+   * its catalog categories (`Analytics`, `Advertising`, ...) allowed.
+   */
   consent?: ConsentPreferences;
+  /**
+   * How long a device-mode destination's vendor script may take to load,
+   * in milliseconds (10000 by default); one that takes longer is reported
+   * through `on('error')` and passed over.
+   */
+  destinationTimeout?: number;
 }
 
 export interface Analytics {
