@@ -142,17 +142,30 @@ pub(crate) fn report(dir: &Path) -> Result<String> {
         };
         adapters.row(name, wasm_of(set)?);
     }
-    let mut each = Vec::new();
+    // Alone, an adapter also brings the helpers adapters share; beside the
+    // others, only its own code.
+    let everything = wasm_of(&all)?;
+    let mut alone = Vec::new();
+    let mut beside = Vec::new();
     for slug in &all {
         let with = wasm_of(&[slug])?;
-        each.push(format!(
+        alone.push(format!(
             "{slug} +{}",
             with.brotli.saturating_sub(wasm.brotli)
         ));
+        let others: Vec<&str> = all.iter().copied().filter(|s| s != slug).collect();
+        let without = wasm_of(&others)?;
+        beside.push(format!(
+            "{slug} +{}",
+            everything.brotli.saturating_sub(without.brotli)
+        ));
     }
     Ok(format!(
-        "{table}budget: {BUDGET_BROTLI} bytes brotli; total {}: {verdict}\n\n{adapters}each adapter adds (brotli bytes): {}\n",
+        "{table}budget: {BUDGET_BROTLI} bytes brotli; total {}: {verdict}\n\n{adapters}\
+         each adapter alone adds (brotli bytes): {}\n\
+         each adapter beside all the others adds: {}\n",
         total.brotli,
-        each.join(", ")
+        alone.join(", "),
+        beside.join(", ")
     ))
 }
