@@ -291,6 +291,39 @@ async fn no_secret_is_served(catalog: Catalog, artifacts: Artifacts) -> (usize, 
     }
     assert_eq!(inlined.len(), device.len(), "{config}");
 
+    // The settings document lists the same destinations under their
+    // catalog names: device mode with the same settings, in a form
+    // analytics-next neither loads nor counts as bundled; cloud mode as
+    // unbundled.
+    let integrations = settings["integrations"].as_object().unwrap();
+    for def in &device {
+        let entry = &integrations[&def.name];
+        for s in def.settings.iter().filter(|s| !s.secret) {
+            assert_eq!(
+                entry[&s.key],
+                plain_value(&def.slug, &s.key).as_str(),
+                "settings document: {} {}",
+                def.slug,
+                s.key
+            );
+        }
+        for key in ["type", "bundlingStatus", "versionSettings"] {
+            assert!(entry.get(key).is_none(), "{}: {key} in {entry}", def.name);
+        }
+    }
+    for def in &cloud {
+        assert_eq!(
+            integrations[&def.name]["bundlingStatus"], "unbundled",
+            "{}",
+            def.name
+        );
+    }
+    assert_eq!(
+        integrations.len(),
+        1 + device.len() + cloud.len(),
+        "{settings}"
+    );
+
     let mut names: Vec<&str> = cloud.iter().map(|d| d.name.as_str()).collect();
     names.sort();
     assert_eq!(config["unbundled"], serde_json::json!(names));
@@ -332,6 +365,31 @@ async fn no_secret_is_served_with_every_mode_available() {
     let (device, cloud) = no_secret_is_served(catalog, artifacts).await;
     assert_eq!(device, slugs.len());
     assert!(device > 0 && cloud > 0, "{device} {cloud}");
+}
+
+#[tokio::test]
+async fn a_destination_in_both_modes_is_one_settings_entry_the_server_also_delivers() {
+    let mut t = TestApp::new().await;
+    t.state.catalog = Arc::new(catalog_all_available());
+    let source = t.source.clone();
+    let settings = serde_json::json!({"token": "0123456789abcdef0123456789abcdef"});
+    connect(&t, &source, "mixpanel", Mode::Device, settings.clone()).await;
+    connect(&t, &source, "mixpanel", Mode::Cloud, settings).await;
+    let r = t
+        .get(&["/v1/projects/", &source.write_key, "/settings"].concat())
+        .await;
+    let s = r.json();
+    assert_eq!(
+        s["integrations"]["Mixpanel"],
+        serde_json::json!({
+            "token": "0123456789abcdef0123456789abcdef",
+            "bundlingStatus": "unbundled"
+        })
+    );
+    assert_eq!(
+        s["integrations"]["Segment.io"]["unbundledIntegrations"],
+        serde_json::json!(["Mixpanel"])
+    );
 }
 
 fn wasm_of(r: &Reply) -> String {

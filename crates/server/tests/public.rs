@@ -313,6 +313,56 @@ async fn settings_have_analytics_next_shape() {
 }
 
 #[tokio::test]
+async fn settings_list_enabled_device_destinations_without_their_secrets() {
+    use switchyard_store::{ConfigStore, NewConnection};
+    let t = TestApp::new().await;
+    let connect = |destination: &str, mode: &str, enabled: bool, settings: &str| NewConnection {
+        source_id: t.source.id.clone(),
+        destination: destination.into(),
+        mode: mode.into(),
+        enabled,
+        settings: settings.into(),
+    };
+    for c in [
+        connect(
+            "mixpanel",
+            "device",
+            true,
+            r#"{"token":"0123456789abcdef0123456789abcdef","apiSecret":"SECRET-mixpanel"}"#,
+        ),
+        connect(
+            "google_analytics_4",
+            "device",
+            false,
+            r#"{"measurementId":"G-ABC123"}"#,
+        ),
+        // Crisp's device mode is not available yet: nothing runs it.
+        connect("crisp", "device", true, r#"{"websiteId":"f0e1d2c3"}"#),
+    ] {
+        t.store.create_connection(c).await.unwrap();
+    }
+    let r = t
+        .get(&["/v1/projects/", &t.source.write_key, "/settings"].concat())
+        .await;
+    assert!(!r.text().contains("SECRET-"), "{}", r.text());
+    let integrations = r.json()["integrations"].clone();
+    let mut names: Vec<&String> = integrations.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["Mixpanel", "Segment.io"], "{integrations}");
+    // Its settings, and nothing that makes analytics-next load Segment's
+    // legacy Mixpanel integration or call it bundled.
+    let mixpanel = &integrations["Mixpanel"];
+    assert_eq!(mixpanel["token"], "0123456789abcdef0123456789abcdef");
+    for key in ["type", "bundlingStatus", "versionSettings"] {
+        assert!(mixpanel.get(key).is_none(), "{key} in {mixpanel}");
+    }
+    assert_eq!(
+        integrations["Segment.io"]["unbundledIntegrations"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
 async fn a_hostile_host_header_is_not_echoed() {
     let t = TestApp::new().await;
     let r = t

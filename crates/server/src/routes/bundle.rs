@@ -376,31 +376,31 @@ async fn module(
 }
 
 /// The settings document in the shape analytics-next reads from Segment's
-/// CDN, so analytics-next itself can load from Switchyard.
+/// CDN, so analytics-next itself can load from Switchyard. It reflects
+/// what the loader carries (`source_bundle`): see `integrations`.
 async fn settings(
     State(state): State<AppState>,
     Path(write_key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
-    let unbundled = source_bundle(&state, &source).await?.unbundled;
+    let bundle = source_bundle(&state, &source).await?;
     let origin = super::origin(&state, &headers);
     let (protocol, host) = origin.split_once("://").unwrap_or(("https", &origin));
     let api_host = [host, "/v1"].concat();
+    let segment_io = json!({
+        "apiKey": source.write_key,
+        "apiHost": api_host,
+        "protocol": protocol,
+        // The destinations the server delivers to, which analytics-next
+        // puts in each event's `_metadata.unbundled`.
+        "unbundledIntegrations": bundle.unbundled,
+        "addBundledMetadata": true,
+        "maybeBundledConfigIds": {},
+        "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]}
+    });
     let body = json!({
-        "integrations": {
-            "Segment.io": {
-                "apiKey": source.write_key,
-                "apiHost": api_host,
-                "protocol": protocol,
-                // The destinations the server delivers to, which
-                // analytics-next puts in each event's `_metadata.unbundled`.
-                "unbundledIntegrations": unbundled,
-                "addBundledMetadata": true,
-                "maybeBundledConfigIds": {},
-                "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]}
-            }
-        },
+        "integrations": integrations(segment_io, &bundle),
         "plan": {
             "track": {"__default": {"enabled": true, "integrations": {}}},
             "identify": {"__default": {"enabled": true}},
@@ -420,4 +420,41 @@ async fn settings(
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
     let cache = HeaderValue::from_str(&cache).map_err(|e| AppError::Unavailable(e.to_string()))?;
     Ok(([(header::CACHE_CONTROL, cache)], Json(body)).into_response())
+}
+
+/// The settings document's `integrations`: `Segment.io`, then each
+/// destination of `bundle` under its catalog name, as analytics-next 1.x
+/// reads them.
+///
+/// - A device-mode destination carries its settings less the secret ones,
+///   and neither `type: "browser"` nor `versionSettings.componentTypes`:
+///   analytics-next's `isInstallableIntegration` wants one of them to
+///   fetch the destination's legacy code from `/next-integrations/`,
+///   which only Segment's CDN serves (Switchyard's own library runs these
+///   destinations). Without a `bundlingStatus`, `normalize` names it in
+///   neither `_metadata.bundled` nor `_metadata.unbundled`.
+/// - A cloud-mode destination is `bundlingStatus: "unbundled"`: the
+///   server delivers to it, and `normalize` names it in `_metadata`.
+///
+/// Any entry beside `Segment.io` makes analytics-next load two of its own
+/// chunks (`ajs-destination`, which finds nothing to install, then
+/// `schemaFilter` for `plan`) from its build's `/analytics-next/bundles/`.
+fn integrations(segment_io: serde_json::Value, bundle: &SourceBundle) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let mut integrations = Map::new();
+    integrations.insert("Segment.io".into(), segment_io);
+    for d in &bundle.destinations {
+        integrations.insert(d.name.clone(), Value::Object(d.settings.clone()));
+    }
+    for name in &bundle.unbundled {
+        // The same destination connected in both modes: one entry, whose
+        // events the server also delivers.
+        let entry = integrations
+            .entry(name.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(entry) = entry {
+            entry.insert("bundlingStatus".into(), "unbundled".into());
+        }
+    }
+    Value::Object(integrations)
 }
