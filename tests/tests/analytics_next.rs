@@ -1,0 +1,376 @@
+//! Segment's own analytics-next (1.84.3, pinned in `bench/package.json`)
+//! against Switchyard, end to end in real headless Chromium: it loads its
+//! settings from Switchyard, sends every call to Switchyard's tracking API
+//! without an error, and fetches nothing from Segment. The source has a
+//! device-mode destination enabled, which the settings document lists and
+//! analytics-next leaves alone (Switchyard's own library runs it).
+//!
+//! What analytics-next fetches beyond its settings are its own code-split
+//! chunks (`/analytics-next/bundles/`): listing a destination beside
+//! `Segment.io` makes it load `ajs-destination`, and then `schemaFilter`
+//! for the settings' tracking plan. Switchyard does not serve them. Built
+//! into a site (the npm package), they come from the site; the standalone
+//! script fetches them from the host it fetches its settings from, so a
+//! page that loads it from Switchyard keeps only `Segment.io` in its
+//! settings and needs no chunk. Both are here.
+//!
+//! Needs `npm ci --prefix bench` and the built library (`cargo xtask
+//! build-client`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use switchyard_tests::{Browser, Server, Site, WATCH_ERRORS, html};
+
+const AN_VERSION: &str = "1.84.3";
+const MIXPANEL_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const MIXPANEL_SECRET: &str = "mixpanel-api-secret-4b1d";
+
+/// analytics-next's browser builds: `standalone.js` (what Segment's CDN
+/// serves), `index.js` (the npm package's code as one script, exposing
+/// `AnalyticsNext`) and their chunks.
+fn umd_dir() -> Result<PathBuf> {
+    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench/node_modules/@segment/analytics-next");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(package.join("package.json")).context(
+            "bench/node_modules has no @segment/analytics-next: run `npm ci --prefix bench`",
+        )?)?;
+    ensure!(
+        manifest["version"] == AN_VERSION,
+        "bench/node_modules holds @segment/analytics-next {}, not {AN_VERSION}: run `npm ci --prefix bench`",
+        manifest["version"]
+    );
+    Ok(package.join("dist/umd"))
+}
+
+fn umd_file(name: &str) -> Result<String> {
+    let path = umd_dir()?.join(name);
+    std::fs::read_to_string(&path).with_context(|| path.display().to_string())
+}
+
+/// The site's static files: analytics-next's chunks where its builds look
+/// for them (`{origin}/analytics-next/bundles/`), as a site serves the
+/// chunks its bundler emitted. Records every path requested.
+struct StaticHost {
+    origin: String,
+    requested: Arc<Mutex<Vec<String>>>,
+}
+
+impl StaticHost {
+    async fn start() -> Result<StaticHost> {
+        use axum::extract::{Path, State};
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse;
+        type Shared = (Arc<Vec<(String, String)>>, Arc<Mutex<Vec<String>>>);
+        let mut chunks = Vec::new();
+        for entry in std::fs::read_dir(umd_dir()?)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.contains(".bundle.") && name.ends_with(".js") {
+                let js = umd_file(&name)?;
+                chunks.push((name, js));
+            }
+        }
+        let requested: Arc<Mutex<Vec<String>>> = Default::default();
+        let app = axum::Router::new()
+            .route(
+                "/analytics-next/bundles/{file}",
+                axum::routing::get(
+                    |State((chunks, requested)): State<Shared>, Path(file): Path<String>| async move {
+                        requested.lock().unwrap().push(file.clone());
+                        match chunks.iter().find(|(name, _)| *name == file) {
+                            Some((_, js)) => (
+                                [(header::CONTENT_TYPE, "application/javascript")],
+                                js.clone(),
+                            )
+                                .into_response(),
+                            None => StatusCode::NOT_FOUND.into_response(),
+                        }
+                    },
+                ),
+            )
+            .with_state((Arc::new(chunks), requested.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(StaticHost {
+            origin: ["http://", &addr.to_string()].concat(),
+            requested,
+        })
+    }
+
+    fn requested(&self) -> Vec<String> {
+        self.requested.lock().unwrap().clone()
+    }
+}
+
+/// Records what the page writes to `console.error` (analytics-next reports
+/// a failed load there, and throws nothing): installed first.
+const WATCH_CONSOLE: &str = "window.consoleErrors = [];
+(function () {
+  var error = console.error;
+  console.error = function () {
+    consoleErrors.push(Array.prototype.map.call(arguments, String).join(' '));
+    return error.apply(console, arguments);
+  };
+})();";
+
+/// The calls each page makes, before analytics-next has loaded.
+const CALLS: &str = "analytics.identify('user-42', {plan: 'pro'});
+analytics.track('Order Completed', {revenue: 12.5});
+analytics.page('Checkout');";
+
+/// Enables Mixpanel in device mode on the demo source, with its secret set
+/// too: the settings document must not carry it.
+async fn enable_mixpanel(server: &Server) -> Result<()> {
+    server
+        .api_post(
+            &["/sources/", &server.demo_source_id, "/connections"].concat(),
+            json!({
+                "destination": "mixpanel",
+                "mode": "device",
+                "settings": {"token": MIXPANEL_TOKEN, "apiSecret": MIXPANEL_SECRET},
+                "enabled": true
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The demo source's settings document, as analytics-next fetches it.
+async fn settings_document(server: &Server) -> Result<(String, Value)> {
+    let url = [
+        &server.origin,
+        "/v1/projects/",
+        &server.demo_write_key,
+        "/settings",
+    ]
+    .concat();
+    let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
+    let json = serde_json::from_str(&text)?;
+    Ok((text, json))
+}
+
+/// What a page did: its errors, and the URL of every resource it fetched
+/// (resource timing lists failed requests too).
+async fn page_report(browser: &Browser) -> Result<(Vec<String>, Vec<String>)> {
+    let r = browser
+        .eval(
+            "return {
+               errors: pageErrors.concat(consoleErrors),
+               fetched: performance.getEntriesByType('resource').map(function (e) { return e.name; })
+             };",
+        )
+        .await?;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    Ok((strings(&r["errors"]), strings(&r["fetched"])))
+}
+
+/// Waits for the three calls of `CALLS` to arrive, sent by analytics-next,
+/// and checks what they carry; returns them (identify, track, page).
+async fn calls_arrived(server: &Server) -> Result<[Value; 3]> {
+    let by_analytics_next = |e: &Value| e["context"]["library"]["name"] == "analytics.js";
+    let identify = server
+        .wait_for_event(|e| by_analytics_next(e) && e["type"] == "identify")
+        .await?;
+    let track = server
+        .wait_for_event(|e| by_analytics_next(e) && e["event"] == "Order Completed")
+        .await?;
+    let page = server
+        .wait_for_event(|e| by_analytics_next(e) && e["type"] == "page")
+        .await?;
+    for e in [&identify, &track, &page] {
+        let version = e["context"]["library"]["version"].as_str().unwrap_or("");
+        ensure!(
+            version.ends_with(AN_VERSION),
+            "not analytics-next {AN_VERSION}: {e}"
+        );
+        ensure!(e["userId"] == "user-42", "{e}");
+        ensure!(e["anonymousId"] == identify["anonymousId"], "{e}");
+    }
+    ensure!(identify["traits"]["plan"] == "pro", "{identify}");
+    ensure!(track["properties"]["revenue"] == 12.5, "{track}");
+    ensure!(page["name"] == "Checkout", "{page}");
+    Ok([identify, track, page])
+}
+
+/// Nothing went wrong on the page, and it fetched only from the hosts it
+/// was given: no legacy integration code (`/next-integrations/`), nothing
+/// from a Segment host (metrics included).
+fn nothing_failed_nothing_from_segment(
+    errors: &[String],
+    fetched: &[String],
+    hosts: &[&str],
+) -> Result<()> {
+    ensure!(errors.is_empty(), "the page saw errors: {errors:?}");
+    for url in fetched {
+        ensure!(
+            !url.contains("/next-integrations/"),
+            "analytics-next fetched a legacy integration: {url}"
+        );
+        ensure!(!url.contains("segment."), "a request to Segment: {url}");
+        ensure!(
+            hosts.iter().any(|h| url.starts_with(&[h, "/"].concat())),
+            "a request to an unexpected host: {url} (expected {hosts:?})"
+        );
+    }
+    Ok(())
+}
+
+/// Mixpanel in the settings document: its token, not its secret, and
+/// nothing that makes analytics-next load it or call it bundled.
+fn mixpanel_listed_not_loadable(text: &str, settings: &Value) -> Result<()> {
+    ensure!(
+        !text.contains(MIXPANEL_SECRET),
+        "the secret is served: {text}"
+    );
+    let mixpanel = &settings["integrations"]["Mixpanel"];
+    ensure!(mixpanel["token"] == MIXPANEL_TOKEN, "{settings}");
+    for key in ["type", "bundlingStatus", "versionSettings"] {
+        ensure!(
+            mixpanel.get(key).is_none(),
+            "Mixpanel has `{key}`: {mixpanel}"
+        );
+    }
+    ensure!(settings["remotePlugins"] == json!([]), "{settings}");
+    ensure!(settings["metrics"]["sampleRate"] == 0, "{settings}");
+    Ok(())
+}
+
+/// In each event's `_metadata`, analytics-next names only `Segment.io` as
+/// bundled: Mixpanel is neither bundled nor unbundled (the server does not
+/// deliver it, Switchyard's own library would).
+fn metadata_claims_nothing(events: &[Value]) -> Result<()> {
+    for e in events {
+        let metadata = &e["_metadata"];
+        ensure!(metadata["bundled"] == json!(["Segment.io"]), "{e}");
+        ensure!(metadata["unbundled"] == json!([]), "{e}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_next_built_into_a_site_loads_switchyard_settings_and_sends_every_call()
+-> Result<()> {
+    let server = Server::start().await?;
+    let site = Site::start().await?;
+    let statics = StaticHost::start().await?;
+    enable_mixpanel(&server).await?;
+    let (text, settings) = settings_document(&server).await?;
+    mixpanel_listed_not_loadable(&text, &settings)?;
+
+    // The npm package's code; `_cdn` tells this build where its chunks are
+    // (a site's bundler would put them in its own build instead).
+    let head = [
+        WATCH_ERRORS,
+        "\n",
+        WATCH_CONSOLE,
+        "\nwindow.analytics = {_cdn: '",
+        &statics.origin,
+        "'};\n</script><script>\n",
+        &umd_file("index.js")?,
+        "\n</script><script>\n",
+        "window.analytics = AnalyticsNext.AnalyticsBrowser.load({writeKey: '",
+        &server.demo_write_key,
+        "', cdnURL: '",
+        &server.origin,
+        "'});\nanalytics.then(function () { window.loaded = true; },\n",
+        "  function (e) { pageErrors.push('load failed: ' + e); });\n",
+        CALLS,
+    ]
+    .concat();
+    let url = site.page("shop", &html("Shop", &head));
+    let browser = Browser::start().await?;
+    browser.client.goto(&url).await?;
+    let events = calls_arrived(&server).await?;
+    browser.wait_until("window.loaded === true").await?;
+
+    let (errors, fetched) = page_report(&browser).await?;
+    nothing_failed_nothing_from_segment(
+        &errors,
+        &fetched,
+        &[&server.origin, &site.origin, &statics.origin],
+    )?;
+    metadata_claims_nothing(&events)?;
+    let settings_url = [
+        &server.origin,
+        "/v1/projects/",
+        &server.demo_write_key,
+        "/settings",
+    ]
+    .concat();
+    ensure!(fetched.contains(&settings_url), "{fetched:?}");
+    // Mixpanel beside Segment.io: the legacy-destination plugin (which
+    // finds nothing to load) and, for the tracking plan, the schema filter.
+    let mut chunks: Vec<String> = statics
+        .requested()
+        .iter()
+        .map(|f| f.split('.').next().unwrap_or_default().to_string())
+        .collect();
+    chunks.sort();
+    ensure!(
+        chunks == ["ajs-destination", "schemaFilter"],
+        "chunks fetched: {chunks:?}"
+    );
+    browser.close().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_analytics_next_from_switchyard_sends_every_call_without_chunks() -> Result<()> {
+    let server = Server::start().await?;
+    let site = Site::start().await?;
+    enable_mixpanel(&server).await?;
+
+    // Segment's snippet stub, pointed at Switchyard; the standalone script
+    // (what Segment's CDN serves) from the page itself. It fetches its
+    // chunks from where it fetches its settings, Switchyard, which does
+    // not serve them: the page keeps only `Segment.io` and needs none.
+    let head = [
+        WATCH_ERRORS,
+        "\n",
+        WATCH_CONSOLE,
+        "\nvar analytics = window.analytics = [];\n",
+        "analytics._writeKey = '",
+        &server.demo_write_key,
+        "';\nanalytics._cdn = '",
+        &server.origin,
+        "';\nanalytics._loadOptions = {updateCDNSettings: function (settings) {\n",
+        "  settings.integrations = {'Segment.io': settings.integrations['Segment.io']};\n",
+        "  return settings;\n}};\n",
+        "['identify', 'track', 'page'].forEach(function (method) {\n",
+        "  analytics[method] = function () {\n",
+        "    var args = Array.prototype.slice.call(arguments);\n",
+        "    args.unshift(method);\n",
+        "    analytics.push(args);\n",
+        "    return analytics;\n",
+        "  };\n",
+        "});\n",
+        CALLS,
+        "\n</script><script>\n",
+        &umd_file("standalone.js")?,
+    ]
+    .concat();
+    let url = site.page("shop", &html("Shop", &head));
+    let browser = Browser::start().await?;
+    browser.client.goto(&url).await?;
+    let events = calls_arrived(&server).await?;
+    browser
+        .wait_until("window.analytics.initialized === true")
+        .await?;
+
+    let (errors, fetched) = page_report(&browser).await?;
+    nothing_failed_nothing_from_segment(&errors, &fetched, &[&server.origin, &site.origin])?;
+    metadata_claims_nothing(&events)?;
+    if let Some(chunk) = fetched.iter().find(|u| u.contains("/analytics-next/")) {
+        bail!("a chunk was fetched: {chunk}");
+    }
+    browser.close().await
+}
