@@ -2,17 +2,16 @@
 //! against Switchyard, end to end in real headless Chromium: it loads its
 //! settings from Switchyard, sends every call to Switchyard's tracking API
 //! without an error, and fetches nothing from Segment. The source has a
-//! device-mode destination enabled, which the settings document lists and
-//! analytics-next leaves alone (Switchyard's own library runs it).
+//! device-mode destination enabled, which the settings document lists
+//! beside `integrations` and analytics-next leaves alone (Switchyard's own
+//! library runs it).
 //!
-//! What analytics-next fetches beyond its settings are its own code-split
-//! chunks (`/analytics-next/bundles/`): listing a destination beside
-//! `Segment.io` makes it load `ajs-destination`, and then `schemaFilter`
-//! for the settings' tracking plan. Switchyard does not serve them. Built
-//! into a site (the npm package), they come from the site; the standalone
-//! script fetches them from the host it fetches its settings from, so a
-//! page that loads it from Switchyard keeps only `Segment.io` in its
-//! settings and needs no chunk. Both are here.
+//! analytics-next would load code-split chunks of its own build
+//! (`/analytics-next/bundles/`) for any `integrations` entry beside
+//! `Segment.io`, from wherever the standalone script got its settings;
+//! Switchyard does not serve them. With `Segment.io` alone it needs none:
+//! the npm package's code built into a site, and the standalone script
+//! (what Segment's CDN serves) loaded unchanged, both work.
 //!
 //! Needs `npm ci --prefix bench` and the built library (`cargo xtask
 //! build-client`).
@@ -225,21 +224,26 @@ fn nothing_failed_nothing_from_segment(
     Ok(())
 }
 
-/// Mixpanel in the settings document: its token, not its secret, and
-/// nothing that makes analytics-next load it or call it bundled.
+/// Mixpanel in the settings document: listed with its token, not its
+/// secret, beside `integrations`, which holds `Segment.io` alone so that
+/// analytics-next installs nothing.
 fn mixpanel_listed_not_loadable(text: &str, settings: &Value) -> Result<()> {
     ensure!(
         !text.contains(MIXPANEL_SECRET),
         "the secret is served: {text}"
     );
-    let mixpanel = &settings["integrations"]["Mixpanel"];
-    ensure!(mixpanel["token"] == MIXPANEL_TOKEN, "{settings}");
-    for key in ["type", "bundlingStatus", "versionSettings"] {
-        ensure!(
-            mixpanel.get(key).is_none(),
-            "Mixpanel has `{key}`: {mixpanel}"
-        );
-    }
+    let names: Vec<&String> = settings["integrations"]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    ensure!(names == ["Segment.io"], "{settings}");
+    let mixpanel = &settings["destinations"][0];
+    ensure!(mixpanel["name"] == "Mixpanel", "{settings}");
+    ensure!(mixpanel["mode"] == "device", "{settings}");
+    ensure!(
+        mixpanel["settings"]["token"] == MIXPANEL_TOKEN,
+        "{settings}"
+    );
     ensure!(settings["remotePlugins"] == json!([]), "{settings}");
     ensure!(settings["metrics"]["sampleRate"] == 0, "{settings}");
     Ok(())
@@ -308,31 +312,21 @@ async fn analytics_next_built_into_a_site_loads_switchyard_settings_and_sends_ev
     ]
     .concat();
     ensure!(fetched.contains(&settings_url), "{fetched:?}");
-    // Mixpanel beside Segment.io: the legacy-destination plugin (which
-    // finds nothing to load) and, for the tracking plan, the schema filter.
-    let mut chunks: Vec<String> = statics
-        .requested()
-        .iter()
-        .map(|f| f.split('.').next().unwrap_or_default().to_string())
-        .collect();
-    chunks.sort();
-    ensure!(
-        chunks == ["ajs-destination", "schemaFilter"],
-        "chunks fetched: {chunks:?}"
-    );
+    // Segment.io alone: no chunk of analytics-next's own is needed.
+    let chunks = statics.requested();
+    ensure!(chunks.is_empty(), "chunks fetched: {chunks:?}");
     browser.close().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn standalone_analytics_next_from_switchyard_sends_every_call_without_chunks() -> Result<()> {
+async fn standalone_analytics_next_pointed_at_switchyard_sends_every_call_unchanged() -> Result<()>
+{
     let server = Server::start().await?;
     let site = Site::start().await?;
     enable_mixpanel(&server).await?;
 
     // Segment's snippet stub, pointed at Switchyard; the standalone script
-    // (what Segment's CDN serves) from the page itself. It fetches its
-    // chunks from where it fetches its settings, Switchyard, which does
-    // not serve them: the page keeps only `Segment.io` and needs none.
+    // (what Segment's CDN serves) from the page itself, with no option.
     let head = [
         WATCH_ERRORS,
         "\n",
@@ -342,9 +336,7 @@ async fn standalone_analytics_next_from_switchyard_sends_every_call_without_chun
         &server.demo_write_key,
         "';\nanalytics._cdn = '",
         &server.origin,
-        "';\nanalytics._loadOptions = {updateCDNSettings: function (settings) {\n",
-        "  settings.integrations = {'Segment.io': settings.integrations['Segment.io']};\n",
-        "  return settings;\n}};\n",
+        "';\n",
         "['identify', 'track', 'page'].forEach(function (method) {\n",
         "  analytics[method] = function () {\n",
         "    var args = Array.prototype.slice.call(arguments);\n",

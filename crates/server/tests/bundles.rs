@@ -291,38 +291,42 @@ async fn no_secret_is_served(catalog: Catalog, artifacts: Artifacts) -> (usize, 
     }
     assert_eq!(inlined.len(), device.len(), "{config}");
 
-    // The settings document lists the same destinations under their
-    // catalog names: device mode with the same settings, in a form
-    // analytics-next neither loads nor counts as bundled; cloud mode as
-    // unbundled.
-    let integrations = settings["integrations"].as_object().unwrap();
+    // The settings document lists the same destinations beside
+    // `integrations` (which holds Segment.io alone, so analytics-next
+    // installs nothing): device mode with the same settings, cloud mode by
+    // name.
+    assert_eq!(
+        settings["integrations"].as_object().unwrap().len(),
+        1,
+        "{settings}"
+    );
+    let listed = settings["destinations"].as_array().unwrap();
     for def in &device {
-        let entry = &integrations[&def.name];
+        let entry = listed
+            .iter()
+            .find(|e| e["slug"] == def.slug.as_str() && e["mode"] == "device")
+            .unwrap_or_else(|| panic!("{} not listed in {settings}", def.slug));
+        assert_eq!(entry["name"], def.name.as_str());
         for s in def.settings.iter().filter(|s| !s.secret) {
             assert_eq!(
-                entry[&s.key],
+                entry["settings"][&s.key],
                 plain_value(&def.slug, &s.key).as_str(),
                 "settings document: {} {}",
                 def.slug,
                 s.key
             );
         }
-        for key in ["type", "bundlingStatus", "versionSettings"] {
-            assert!(entry.get(key).is_none(), "{}: {key} in {entry}", def.name);
-        }
     }
     for def in &cloud {
-        assert_eq!(
-            integrations[&def.name]["bundlingStatus"], "unbundled",
-            "{}",
+        assert!(
+            listed
+                .iter()
+                .any(|e| e["name"] == def.name.as_str() && e["mode"] == "cloud"),
+            "{} not listed in {settings}",
             def.name
         );
     }
-    assert_eq!(
-        integrations.len(),
-        1 + device.len() + cloud.len(),
-        "{settings}"
-    );
+    assert_eq!(listed.len(), device.len() + cloud.len(), "{settings}");
 
     let mut names: Vec<&str> = cloud.iter().map(|d| d.name.as_str()).collect();
     names.sort();
@@ -368,7 +372,7 @@ async fn no_secret_is_served_with_every_mode_available() {
 }
 
 #[tokio::test]
-async fn a_destination_in_both_modes_is_one_settings_entry_the_server_also_delivers() {
+async fn a_destination_in_both_modes_is_listed_in_each_and_the_server_delivers_it() {
     let mut t = TestApp::new().await;
     t.state.catalog = Arc::new(catalog_all_available());
     let source = t.source.clone();
@@ -380,11 +384,16 @@ async fn a_destination_in_both_modes_is_one_settings_entry_the_server_also_deliv
         .await;
     let s = r.json();
     assert_eq!(
-        s["integrations"]["Mixpanel"],
-        serde_json::json!({
-            "token": "0123456789abcdef0123456789abcdef",
-            "bundlingStatus": "unbundled"
-        })
+        s["destinations"],
+        serde_json::json!([
+            {
+                "name": "Mixpanel",
+                "slug": "mixpanel",
+                "mode": "device",
+                "settings": {"token": "0123456789abcdef0123456789abcdef"},
+            },
+            {"name": "Mixpanel", "mode": "cloud"},
+        ])
     );
     assert_eq!(
         s["integrations"]["Segment.io"]["unbundledIntegrations"],

@@ -400,7 +400,8 @@ async fn settings(
         "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]}
     });
     let body = json!({
-        "integrations": integrations(segment_io, &bundle),
+        "integrations": {"Segment.io": segment_io},
+        "destinations": destinations(&bundle),
         "plan": {
             "track": {"__default": {"enabled": true, "integrations": {}}},
             "identify": {"__default": {"enabled": true}},
@@ -422,39 +423,27 @@ async fn settings(
     Ok(([(header::CACHE_CONTROL, cache)], Json(body)).into_response())
 }
 
-/// The settings document's `integrations`: `Segment.io`, then each
-/// destination of `bundle` under its catalog name, as analytics-next 1.x
-/// reads them.
+/// The source's destinations in the settings document, as a list beside
+/// `integrations` rather than in it: each device-mode one under its catalog
+/// name with its settings less the secret ones, each cloud-mode one by name.
 ///
-/// - A device-mode destination carries its settings less the secret ones,
-///   and neither `type: "browser"` nor `versionSettings.componentTypes`:
-///   analytics-next's `isInstallableIntegration` wants one of them to
-///   fetch the destination's legacy code from `/next-integrations/`,
-///   which only Segment's CDN serves (Switchyard's own library runs these
-///   destinations). Without a `bundlingStatus`, `normalize` names it in
-///   neither `_metadata.bundled` nor `_metadata.unbundled`.
-/// - A cloud-mode destination is `bundlingStatus: "unbundled"`: the
-///   server delivers to it, and `normalize` names it in `_metadata`.
-///
-/// Any entry beside `Segment.io` makes analytics-next load two of its own
-/// chunks (`ajs-destination`, which finds nothing to install, then
-/// `schemaFilter` for `plan`) from its build's `/analytics-next/bundles/`.
-fn integrations(segment_io: serde_json::Value, bundle: &SourceBundle) -> serde_json::Value {
-    use serde_json::{Map, Value};
-    let mut integrations = Map::new();
-    integrations.insert("Segment.io".into(), segment_io);
-    for d in &bundle.destinations {
-        integrations.insert(d.name.clone(), Value::Object(d.settings.clone()));
-    }
-    for name in &bundle.unbundled {
-        // The same destination connected in both modes: one entry, whose
-        // events the server also delivers.
-        let entry = integrations
-            .entry(name.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(entry) = entry {
-            entry.insert("bundlingStatus".into(), "unbundled".into());
-        }
-    }
-    Value::Object(integrations)
+/// analytics-next 1.x treats any `integrations` entry beside `Segment.io`
+/// as something to install: it loads two chunks of its own build
+/// (`ajs-destination`, which would find nothing to install, then
+/// `schemaFilter`) from wherever its settings came from. The standalone
+/// build pointed at Switchyard would fail on those chunks and send nothing.
+/// Device-mode destinations run only in Switchyard's own library, and
+/// `Segment.io`'s `unbundledIntegrations` already tells analytics-next
+/// which destinations the server delivers to (its `_metadata.unbundled`),
+/// so `integrations` holds `Segment.io` alone.
+fn destinations(bundle: &SourceBundle) -> serde_json::Value {
+    let device = bundle
+        .destinations
+        .iter()
+        .map(|d| json!({"name": d.name, "slug": d.slug, "mode": "device", "settings": d.settings}));
+    let cloud = bundle
+        .unbundled
+        .iter()
+        .map(|name| json!({"name": name, "mode": "cloud"}));
+    serde_json::Value::Array(device.chain(cloud).collect())
 }
