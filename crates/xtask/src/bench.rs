@@ -5,7 +5,6 @@
 //! Chromium and prints the table.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::Result;
 
@@ -13,13 +12,7 @@ use crate::{build_client, cargo, run_cmd};
 
 pub(crate) fn client(root: &Path, args: &[String]) -> Result<()> {
     build_client(root)?;
-    let bench = root.join("bench");
-    if !bench
-        .join("node_modules/@segment/analytics-next/dist/umd/standalone.js")
-        .exists()
-    {
-        run_cmd(Command::new("npm").arg("ci").arg("--prefix").arg(&bench))?;
-    }
+    crate::tools::install_test_vendors(root)?;
     run_cmd(
         cargo()
             .args([

@@ -79,8 +79,14 @@ const VENDOR_SCRIPTS: [&str; 3] = [
 /// if they are missing or stale.
 pub(crate) fn install_test_vendors(root: &Path) -> Result<()> {
     node_and_npm("for the device-mode tests (the vendors' SDKs come from npm)")?;
-    npm_ci(&root.join("tests/vendor"), &VENDOR_SCRIPTS)
+    npm_ci(&root.join("tests/vendor"), &VENDOR_SCRIPTS)?;
+    // Segment's analytics-next, which the benchmark measures against and
+    // an end-to-end suite runs against Switchyard.
+    npm_ci(&root.join("bench"), &[ANALYTICS_NEXT])
 }
+
+/// What `bench/`'s install provides: analytics-next's standalone build.
+const ANALYTICS_NEXT: &str = "node_modules/@segment/analytics-next/dist/umd/standalone.js";
 
 impl Tools {
     /// Installs the tools if they are missing or stale.
