@@ -130,16 +130,24 @@ fn device_set(artifacts: &Artifacts, bundle: &mut SourceBundle, report: bool) ->
 }
 
 /// The module of `set`: at hand, or built (pruned and hashed, a few
-/// milliseconds) off the async threads.
+/// milliseconds) off the async threads. A new module is compressed right
+/// away, in the background: the page asks for it as soon as it has the
+/// loader, and brotli takes over a hundred milliseconds.
 async fn module_of(artifacts: &Artifacts, set: DeviceSet) -> Result<Arc<Module>, AppError> {
     if let Some(module) = artifacts.cached_module(&set) {
         return Ok(module);
     }
     let artifacts = artifacts.clone();
-    tokio::task::spawn_blocking(move || artifacts.module(&set))
+    let module = tokio::task::spawn_blocking(move || artifacts.module(&set))
         .await
         .map_err(unavailable)?
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+    let compressing = module.clone();
+    tokio::task::spawn_blocking(move || {
+        compressing.encoded(Some(Encoding::Brotli));
+        compressing.encoded(Some(Encoding::Gzip));
+    });
+    Ok(module)
 }
 
 /// Builds the module of every source's current set of device adapters.
