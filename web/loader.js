@@ -24,19 +24,8 @@ Context.prototype.updateEvent = function (path, value) {
   return this.event;
 };
 
-// A vendor snippet's queueing function (gtag, fbq, hj ...): it keeps its
-// `arguments` in `queue` until the vendor's script sets `callMethod`. Only
-// JavaScript can keep an `arguments` object, which these scripts expect.
-function stub(queue) {
-  var f = function () {
-    f.callMethod ? f.callMethod.apply(f, arguments) : queue.push(arguments);
-  };
-  f.push = f;
-  f.loaded = true;
-  f.version = "2.0";
-  return f;
-}
-
+// `vendor` (web/vendor.js, in the same scope): helpers for device-mode
+// vendors' scripts.
 wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(function (exports) {
   var snippet = window[key];
   var queue = Array.isArray(snippet) ? snippet.slice() : [];
@@ -63,7 +52,7 @@ wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(func
   };
   facade.pageview = function (url) { return call("page", [{ path: url }]); };
   facade.load = function () {};
-  wasm_bindgen.start(config, (snippet && snippet._loadOptions) || {}, facade, Context, stub, exports);
+  wasm_bindgen.start(config, (snippet && snippet._loadOptions) || {}, facade, Context, vendor, exports);
   window[key] = facade;
   // Calls made before the library loaded, in the order they were made.
   queue.forEach(function (c) {

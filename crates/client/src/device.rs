@@ -7,9 +7,9 @@
 //! waiting in [`exchange`]: a bundle without an adapter deletes its export,
 //! and the code only it reached goes with it.
 
-use js_sys::{Array, Date, Function, Object, Promise, Reflect};
+use js_sys::{Array, Date, Function, Object, Reflect};
 use switchyard_destinations::device::{
-    Call, NOW, NOW_MS, Queue, Request, Response, Script, Value, exchange,
+    Call, NOW, NOW_MS, Queue, Request, Response, Value, exchange,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -47,8 +47,14 @@ impl Device {
 
     /// Sets the globals and stubs the vendor's snippet would, loads its
     /// script (failing after `timeout_ms`), checks that it ran, and makes
-    /// the init calls. `stub` is the loader's maker of queueing functions.
-    pub(crate) async fn load(&self, stub: &Function, timeout_ms: f64) -> Result<(), JsValue> {
+    /// the init calls. `vendor` holds the loader's helpers: `stub(queue)`
+    /// makes a queueing function (only JavaScript can keep an `arguments`
+    /// object), `load(url, attributes, ms)` adds a script tag and settles
+    /// once the script ran, failed, or took too long.
+    pub(crate) async fn load(&self, vendor: &JsValue, timeout_ms: f64) -> Result<(), JsValue> {
+        let helper = |name: &str| {
+            js::method(vendor, name).ok_or_else(|| error(&["the loader has no ", name]))
+        };
         let Response::Setup(setup) = self.ask(Request::Setup {
             settings: self.settings.clone(),
         })?
@@ -84,13 +90,30 @@ impl Device {
                 }
                 Queue::Own(_) => Array::new().into(),
             };
-            let f = js::call(stub, &JsValue::UNDEFINED, std::slice::from_ref(&queue))?;
+            let f = js::call(
+                &helper("stub")?,
+                &JsValue::UNDEFINED,
+                std::slice::from_ref(&queue),
+            )?;
             if let Queue::Own(property) = s.queue {
                 js::set(&f, property, &queue);
             }
             js::set(&window, s.global, &f);
         }
-        load_script(&setup.script, timeout_ms).await?;
+        let attributes = Object::new();
+        for (name, value) in &setup.script.attributes {
+            js::set_str(&attributes, name, value);
+        }
+        let loading = js::call(
+            &helper("load")?,
+            &JsValue::UNDEFINED,
+            &[
+                JsValue::from_str(&setup.script.url),
+                attributes.into(),
+                JsValue::from_f64(timeout_ms),
+            ],
+        )?;
+        JsFuture::from(js::promise(&loading)).await?;
         if !setup.ready.is_empty() && resolve(setup.ready).is_none() {
             return Err(error(&[
                 &setup.script.url,
@@ -110,51 +133,6 @@ impl Device {
             Response::Calls(calls) => run(&calls),
             Response::Setup(_) => Ok(()),
         }
-    }
-}
-
-/// Adds the vendor's script tag and waits for it to load, fail, or time out.
-async fn load_script(script: &Script, timeout_ms: f64) -> Result<(), JsValue> {
-    let document = js::get(&js_sys::global(), "document");
-    let create = js::method(&document, "createElement").ok_or_else(|| error(&["no document"]))?;
-    let tag = js::call(&create, &document, &[JsValue::from_str("script")])?;
-    js::set(&tag, "async", &JsValue::TRUE);
-    if let Some(set_attribute) = js::method(&tag, "setAttribute") {
-        for (name, value) in &script.attributes {
-            js::call(
-                &set_attribute,
-                &tag,
-                &[JsValue::from_str(name), JsValue::from_str(value)],
-            )?;
-        }
-    }
-    let loaded = Promise::new(&mut |resolve, reject| {
-        js::set(&tag, "onload", &resolve);
-        js::set(&tag, "onerror", &reject);
-    });
-    js::set_str(&tag, "src", &script.url);
-    let parent = {
-        let head = js::get(&document, "head");
-        if head.is_object() {
-            head
-        } else {
-            js::get(&document, "documentElement")
-        }
-    };
-    let append = js::method(&parent, "appendChild").ok_or_else(|| error(&["no document"]))?;
-    js::call(&append, &parent, &[tag])?;
-    const LATE: &str = "switchyard:late";
-    let outcome = JsFuture::from(crate::pipeline::race(
-        loaded,
-        crate::pipeline::timeout(timeout_ms, JsValue::from_str(LATE)),
-    ))
-    .await;
-    match outcome {
-        Ok(v) if v.as_string().as_deref() == Some(LATE) => {
-            Err(error(&[&script.url, " did not load in time"]))
-        }
-        Ok(_) => Ok(()),
-        Err(_) => Err(error(&["could not load ", &script.url])),
     }
 }
 

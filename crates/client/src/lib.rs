@@ -58,8 +58,9 @@ struct Core {
     /// The loader's `Context` constructor: `new Context(event)`.
     context_class: Function,
     queue: delivery::Shared,
-    /// The loader's maker of vendor-snippet queueing functions.
-    stub: Function,
+    /// The loader's helpers for vendor scripts: `{stub, load}` (see
+    /// `device::Device::load`).
+    vendor: JsValue,
     /// How long a device-mode destination's script may take to load.
     device_timeout: f64,
     /// Destinations the server delivers to (`_metadata.unbundled`).
@@ -163,7 +164,7 @@ fn batching_option(options: &JsValue) -> Option<delivery::Batching> {
 /// Starts the library: `config` is `{writeKey, apiHost, destinations,
 /// unbundled, ...}` from the loader, `options` the page's load options,
 /// `facade` the page's `analytics` object, `context_class` the loader's
-/// `Context`, `stub` its maker of queueing functions for vendor snippets,
+/// `Context`, `vendor` its helpers for vendor scripts (`stub`, `load`),
 /// `exports` this module's exports (the device adapters among them).
 #[wasm_bindgen]
 pub fn start(
@@ -171,7 +172,7 @@ pub fn start(
     options: &JsValue,
     facade: JsValue,
     context_class: Function,
-    stub: Function,
+    vendor: JsValue,
     exports: &JsValue,
 ) -> Result<(), JsValue> {
     let write_key = js::get_str(config, "writeKey")
@@ -209,7 +210,7 @@ pub fn start(
         facade,
         context_class,
         queue: queue.clone(),
-        stub,
+        vendor,
         device_timeout: js::get(options, "destinationTimeout")
             .as_f64()
             .filter(|t| *t > 0.0)
@@ -368,7 +369,7 @@ fn load_consented(core: &Shared) {
 }
 
 fn load_plugin(core: &Shared, index: usize) {
-    let (plugin, facade, ctx, device, stub, timeout) = {
+    let (plugin, facade, ctx, device, vendor, timeout) = {
         let mut c = core.borrow_mut();
         c.plugins[index].state = LoadState::Loading;
         let ctx = Reflect::construct(&c.context_class, &Array::of1(&Object::new()))
@@ -378,14 +379,14 @@ fn load_plugin(core: &Shared, index: usize) {
             c.facade.clone(),
             ctx,
             c.plugins[index].device.clone(),
-            c.stub.clone(),
+            c.vendor.clone(),
             c.device_timeout,
         )
     };
     let started = match (device, js::method(&plugin, "load")) {
         (Some(device), _) => Ok(future_to_promise(async move {
             device
-                .load(&stub, timeout)
+                .load(&vendor, timeout)
                 .await
                 .map(|()| JsValue::UNDEFINED)
         })),

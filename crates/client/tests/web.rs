@@ -88,21 +88,23 @@ fn boot(write_key: &str, options: &str) {
     boot_with(&config, options);
 }
 
+/// The loader's helpers for device-mode vendors (`var vendor = {...}`).
+const VENDOR_JS: &str = include_str!("../../../web/vendor.js");
+
 /// Starts the library with `config` as the loader would: with its maker of
 /// vendor queueing functions and the module's exports.
 fn boot_with(config: &JsValue, options: &str) {
     let context = js("e", "this.event = e");
-    let stub = js(
-        "queue",
-        "var f = function () { f.callMethod ? f.callMethod.apply(f, arguments) : queue.push(arguments) }; \
-         f.push = f; f.loaded = true; f.version = '2.0'; return f",
-    );
+    // The loader's helpers for vendor scripts, as the loader has them.
+    let vendor = Function::new_no_args(&[VENDOR_JS, "\nreturn vendor;"].concat())
+        .call0(&JsValue::UNDEFINED)
+        .unwrap();
     start(
         config,
         &obj(options),
         Object::new().into(),
         context,
-        stub,
+        vendor,
         &wasm_bindgen::exports(),
     )
     .unwrap();

@@ -202,8 +202,20 @@ pub(crate) fn build(root: &Path, toolchain: Toolchain) -> Result<PathBuf> {
 
     // One function scope around glue and loader: the glue declares
     // `wasm_bindgen` at its top level, and the page gains no globals.
+    let vendor_js = std::fs::read_to_string(root.join("web/vendor.js"))?;
     let loader_js = std::fs::read_to_string(root.join("web/loader.js"))?;
-    let wrap = |glue: &str| ["(function(){", glue, ";\n", &loader_js, "})();\n"].concat();
+    let wrap = |glue: &str| {
+        [
+            "(function(){",
+            glue,
+            ";\n",
+            &vendor_js,
+            "\n",
+            &loader_js,
+            "})();\n",
+        ]
+        .concat()
+    };
     let wrapped = work.join("loader.wrapped.js");
     std::fs::write(&wrapped, wrap(&short_glue))?;
     let loader = out.join(LOADER_FILE);
