@@ -523,6 +523,24 @@ pub mod exchange {
     }
 }
 
+/// An adapter's `init` and `map`: its folder's mapping, for use inside its
+/// `impl Adapter`.
+#[macro_export]
+macro_rules! mapped {
+    () => {
+        fn init(settings: &$crate::device::Value) -> Vec<$crate::device::Call> {
+            super::mapping::init(settings)
+        }
+
+        fn map(
+            event: &$crate::device::Value,
+            settings: &$crate::device::Value,
+        ) -> Vec<$crate::device::Call> {
+            super::mapping::map(event, settings)
+        }
+    };
+}
+
 /// Exports an adapter from the browser module as `device:<slug>`; in a
 /// destination's `device.rs`, after its `Adapter` impl for `Device`.
 #[macro_export]

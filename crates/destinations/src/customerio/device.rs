@@ -2,10 +2,8 @@
 //! the script tag `id="cio-tracker"` and the site id as `data-site-id`;
 //! accounts in the EU region load `track-eu.js`.
 
-use crate::device::{Adapter, Call, Script, Value, setting};
+use crate::device::{Adapter, Script, Value, setting};
 use crate::export_adapter;
-
-use super::mapping;
 
 const SCRIPT_URL: &str = "https://assets.customer.io/assets/track.js";
 const SCRIPT_URL_EU: &str = "https://assets.customer.io/assets/track-eu.js";
@@ -33,13 +31,7 @@ impl Adapter for Device {
         }
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(customerio);

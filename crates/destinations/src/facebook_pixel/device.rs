@@ -1,10 +1,8 @@
 //! fbevents.js: Facebook's snippet defines `fbq`, queueing its `arguments`
 //! in `fbq.queue` until fbevents.js sets `fbq.callMethod`.
 
-use crate::device::{Adapter, Call, Queue, Script, Stub, Value, setting};
+use crate::device::{Adapter, Queue, Script, Stub, Value, setting};
 use crate::export_adapter;
-
-use super::mapping;
 
 const SCRIPT_URL: &str = "https://connect.facebook.net/en_US/fbevents.js";
 
@@ -20,13 +18,7 @@ impl Adapter for Device {
         Script::new(setting(settings, "scriptUrl", SCRIPT_URL))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(facebook_pixel);

@@ -1,7 +1,7 @@
 //! gtag.js: Google's snippet defines `gtag`, which pushes its `arguments`
 //! to `dataLayer`; gtag.js reads that queue.
 
-use crate::device::{Adapter, Call, Queue, Script, Stub, Value};
+use crate::device::{Adapter, Queue, Script, Stub, Value};
 use crate::export_adapter;
 
 use super::mapping;
@@ -18,13 +18,7 @@ impl Adapter for Device {
         Script::new(mapping::script_url(settings))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(google_analytics_4);

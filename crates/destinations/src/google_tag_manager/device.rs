@@ -1,6 +1,6 @@
 //! gtm.js: the container reads the `dataLayer` array the page pushes to.
 
-use crate::device::{Adapter, Call, Script, Value};
+use crate::device::{Adapter, Script, Value};
 use crate::export_adapter;
 
 use super::mapping;
@@ -16,13 +16,7 @@ impl Adapter for Device {
         Script::new(mapping::script_url(settings))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(google_tag_manager);

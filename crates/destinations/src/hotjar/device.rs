@@ -1,7 +1,7 @@
 //! Hotjar's `hotjar-<id>.js`: the snippet sets `_hjSettings` (site id and
 //! snippet version) and defines `hj`, queueing in `hj.q`.
 
-use crate::device::{Adapter, Call, Queue, Script, Stub, Value, setting};
+use crate::device::{Adapter, Queue, Script, Stub, Value, setting};
 use crate::export_adapter;
 
 use super::mapping;
@@ -31,13 +31,7 @@ impl Adapter for Device {
         Script::new(mapping::script_url(settings))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(hotjar);

@@ -1,7 +1,7 @@
 //! Intercom's messenger (`widget.intercom.io/widget/<app id>`): the snippet
 //! defines `Intercom`, queueing in `Intercom.q` until the widget replaces it.
 
-use crate::device::{Adapter, Call, Queue, Script, Stub, Value};
+use crate::device::{Adapter, Queue, Script, Stub, Value};
 use crate::export_adapter;
 
 use super::mapping;
@@ -18,13 +18,7 @@ impl Adapter for Device {
         Script::new(mapping::script_url(settings))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(intercom);

@@ -1,7 +1,7 @@
 //! klaviyo.js, which defines the `klaviyo` object whose `push` takes the
 //! classic `_learnq` commands.
 
-use crate::device::{Adapter, Call, Script, Value};
+use crate::device::{Adapter, Script, Value};
 use crate::export_adapter;
 
 use super::mapping;
@@ -15,13 +15,7 @@ impl Adapter for Device {
         Script::new(mapping::script_url(settings))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(klaviyo);

@@ -3,10 +3,8 @@
 //! (a plain object makes `init` throw), and defines `mixpanel.init`, which
 //! puts the main instance in its place.
 
-use crate::device::{Adapter, Call, Script, Value, setting};
+use crate::device::{Adapter, Script, Value, setting};
 use crate::export_adapter;
-
-use super::mapping;
 
 const SCRIPT_URL: &str = "https://cdn.mxpnl.com/libs/mixpanel-2-latest.min.js";
 
@@ -27,13 +25,7 @@ impl Adapter for Device {
         Script::new(setting(settings, "scriptUrl", SCRIPT_URL))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(mixpanel);

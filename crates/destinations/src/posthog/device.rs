@@ -1,10 +1,8 @@
 //! posthog-js's snippet build (`array.js`), which puts an uninitialised
 //! instance in `window.posthog`.
 
-use crate::device::{Adapter, Call, Script, Value, setting};
+use crate::device::{Adapter, Script, Value, setting};
 use crate::export_adapter;
-
-use super::mapping;
 
 const SCRIPT_URL: &str = "https://us-assets.i.posthog.com/static/array.js";
 
@@ -17,13 +15,7 @@ impl Adapter for Device {
         Script::new(setting(settings, "scriptUrl", SCRIPT_URL))
     }
 
-    fn init(settings: &Value) -> Vec<Call> {
-        mapping::init(settings)
-    }
-
-    fn map(event: &Value, settings: &Value) -> Vec<Call> {
-        mapping::map(event, settings)
-    }
+    crate::mapped!();
 }
 
 export_adapter!(posthog);
