@@ -342,6 +342,104 @@ window.addEventListener('unhandledrejection', function (e) {
   pageErrors.push('unhandled rejection: ' + (e.reason && e.reason.message || e.reason));
 });";
 
+/// `mock-api` (this package's stand-in tracking API and vendors) on a free
+/// port, stopped when dropped. `binary` is its path:
+/// `env!("CARGO_BIN_EXE_mock-api")` in a test.
+pub struct MockApi {
+    pub origin: String,
+    pub http: reqwest::Client,
+    child: Child,
+}
+
+impl MockApi {
+    pub fn start(binary: &str) -> Result<MockApi> {
+        use std::io::BufRead;
+        let mut child = Command::new(binary)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start mock-api")?;
+        let stdout = child.stdout.take().context("mock-api has no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let origin = line.trim().to_string();
+        if !origin.starts_with("http://") {
+            let _ = child.kill();
+            bail!("mock-api printed {line:?}, not its origin");
+        }
+        Ok(MockApi {
+            origin,
+            http: reqwest::Client::new(),
+            child,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        [&self.origin, path].concat()
+    }
+
+    /// What `GET /vendor/requests?vendor=..` returns: the requests
+    /// `vendor`'s mock API received, oldest first.
+    pub async fn requests(&self, vendor: &str) -> Result<Vec<Value>> {
+        let url = self.url(&["/vendor/requests?vendor=", vendor].concat());
+        Ok(self.http.get(url).send().await?.json().await?)
+    }
+
+    /// The `POST`s recorded for `vendor`, once there are at least `n`.
+    pub async fn wait_for_posts(&self, vendor: &str, n: usize) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let posts: Vec<Value> = self
+                .requests(vendor)
+                .await?
+                .into_iter()
+                .filter(|r| r["method"] == "POST")
+                .collect();
+            if posts.len() >= n {
+                return Ok(posts);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{vendor}: {} of {n} requests arrived: {posts:#?}",
+                    posts.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `vendor`'s requests, as text, contain every one of
+    /// `needles`; returns them.
+    pub async fn wait_for(&self, vendor: &str, needles: &[&str]) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let requests = self.requests(vendor).await?;
+            let text = Value::Array(requests.clone()).to_string();
+            if needles.iter().all(|n| text.contains(n)) {
+                return Ok(requests);
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<_> = needles.iter().filter(|n| !text.contains(*n)).collect();
+                bail!("{vendor} never received {missing:?}; it has {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Forgets every recorded request.
+    pub async fn clear(&self) -> Result<()> {
+        self.http.delete(self.url("/vendor/requests")).send().await?;
+        Ok(())
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A second origin that serves whatever pages a test registers, so the
 /// library runs cross-origin as it does on a customer's site.
 pub struct Site {

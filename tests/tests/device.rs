@@ -11,93 +11,12 @@
 //! - Toggling a destination changes the next bundle, down to the wasm.
 //! - A vendor script that 404s, hangs or throws holds nothing else back.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use switchyard_tests::{Browser, Server, Site, WATCH_ERRORS, html};
+use switchyard_tests::{Browser, MockApi, Server, Site, WATCH_ERRORS, html};
 
-/// mock-api, this package's stand-in for vendors: their scripts and their
-/// collection APIs, recording what reaches them.
-struct Mock {
-    origin: String,
-    child: Child,
-    http: reqwest::Client,
-}
-
-impl Mock {
-    fn start() -> Result<Mock> {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-api"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start mock-api")?;
-        let stdout = child.stdout.take().context("mock-api has no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let origin = line.trim().to_string();
-        ensure!(
-            origin.starts_with("http://"),
-            "mock-api printed {line:?}, not its origin"
-        );
-        Ok(Mock {
-            origin,
-            child,
-            http: reqwest::Client::new(),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        [&self.origin, path].concat()
-    }
-
-    /// The requests `vendor`'s mock API has received, oldest first.
-    async fn requests(&self, vendor: &str) -> Result<Vec<Value>> {
-        let body: Value = self
-            .http
-            .get(self.url(&["/vendor/requests?vendor=", vendor].concat()))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(body.as_array().cloned().unwrap_or_default())
-    }
-
-    /// Waits until `vendor`'s requests, as text, contain every one of
-    /// `needles`; returns them.
-    async fn wait_for(&self, vendor: &str, needles: &[&str]) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let requests = self.requests(vendor).await?;
-            let text = Value::Array(requests.clone()).to_string();
-            if needles.iter().all(|n| text.contains(n)) {
-                return Ok(requests);
-            }
-            if Instant::now() > deadline {
-                let missing: Vec<_> = needles.iter().filter(|n| !text.contains(*n)).collect();
-                bail!("{vendor} never received {missing:?}; it has {text}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn clear(&self) -> Result<()> {
-        self.http
-            .delete(self.url("/vendor/requests"))
-            .send()
-            .await?;
-        Ok(())
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Connects `slug` in device mode to the demo source, enabled; returns the
 /// connection's id.
@@ -213,7 +132,7 @@ async fn no_page_errors(browser: &Browser) -> Result<()> {
 
 #[tokio::test]
 async fn stand_ins_get_each_vendors_calls_as_its_documentation_defines() -> Result<()> {
-    let mock = Mock::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let server = Server::start().await?;
     let standin = |path: &str| mock.url(&["/vendor/standin/", path].concat());
     connect(
@@ -460,7 +379,7 @@ async fn stand_ins_get_each_vendors_calls_as_its_documentation_defines() -> Resu
 
 #[tokio::test]
 async fn a_vendor_script_that_404s_hangs_or_throws_holds_nothing_else_back() -> Result<()> {
-    let mock = Mock::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let server = Server::start().await?;
     let hostile = |path: &str| mock.url(&["/vendor/hostile/", path].concat());
     // Three destinations whose scripts fail, each in its own way, and one
@@ -576,11 +495,11 @@ const MIXPANEL_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const AMPLITUDE_KEY: &str = "fedcba9876543210fedcba9876543210";
 
 /// The vendor's SDK from npm, as mock-api serves it.
-fn npm(mock: &Mock, path: &str) -> String {
+fn npm(mock: &MockApi, path: &str) -> String {
     mock.url(&["/vendor/npm/", path].concat())
 }
 
-async fn connect_mixpanel(server: &Server, mock: &Mock) -> Result<String> {
+async fn connect_mixpanel(server: &Server, mock: &MockApi) -> Result<String> {
     connect(
         server,
         "mixpanel",
@@ -621,7 +540,7 @@ fn find<'a>(items: &'a [Value], what: &str, matches: impl Fn(&Value) -> bool) ->
 
 #[tokio::test]
 async fn real_vendor_sdks_send_their_own_requests_with_the_mapped_fields() -> Result<()> {
-    let mock = Mock::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let server = Server::start().await?;
     connect_mixpanel(&server, &mock).await?;
     connect(
@@ -808,7 +727,7 @@ async fn bundle(server: &Server) -> Result<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn switching_mixpanel_on_and_off_changes_the_next_bundle_down_to_the_wasm() -> Result<()> {
-    let mock = Mock::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let server = Server::start().await?;
     let site = Site::start().await?;
     let browser = Browser::start().await?;

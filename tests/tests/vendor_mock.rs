@@ -3,82 +3,12 @@
 //! headless Chromium, the stand-in scripts and the vendors' own SDKs
 //! (`tests/vendor/package.json`) sending to it.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use switchyard_tests::{Browser, Site};
+use switchyard_tests::{Browser, MockApi, Site};
 
-/// `mock-api` on a free port, stopped when dropped.
-struct MockApi {
-    origin: String,
-    child: Child,
-    http: reqwest::Client,
-}
-
-impl MockApi {
-    fn start() -> Result<MockApi> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-api"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start mock-api")?;
-        let stdout = child.stdout.take().context("mock-api has no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let origin = line.trim().to_string();
-        if !origin.starts_with("http://") {
-            let _ = child.kill();
-            bail!("mock-api printed {line:?}, not its origin");
-        }
-        Ok(MockApi {
-            origin,
-            child,
-            http: reqwest::Client::new(),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        [&self.origin, path].concat()
-    }
-
-    /// What `GET /vendor/requests?vendor=..` returns.
-    async fn requests(&self, vendor: &str) -> Result<Vec<Value>> {
-        let url = self.url(&["/vendor/requests?vendor=", vendor].concat());
-        Ok(self.http.get(url).send().await?.json().await?)
-    }
-
-    /// The `POST`s recorded for `vendor`, once there are at least `n`.
-    async fn wait_for_posts(&self, vendor: &str, n: usize) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let posts: Vec<Value> = self
-                .requests(vendor)
-                .await?
-                .into_iter()
-                .filter(|r| r["method"] == "POST")
-                .collect();
-            if posts.len() >= n {
-                return Ok(posts);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{vendor}: {} of {n} requests arrived: {posts:#?}",
-                    posts.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for MockApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn page(script: &str) -> String {
     [
@@ -105,7 +35,7 @@ fn vendor_installed(path: &str) -> Result<()> {
 
 #[tokio::test]
 async fn vendor_requests_are_recorded_decoded_answered_and_cleared() -> Result<()> {
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let http = &mock.http;
 
     // Mixpanel: a form body whose `data` is base64 JSON; success is `1`.
@@ -193,7 +123,7 @@ async fn vendor_requests_are_recorded_decoded_answered_and_cleared() -> Result<(
 #[tokio::test]
 async fn scripts_are_served_as_a_cdn_would_and_hostile_ones_misbehave() -> Result<()> {
     vendor_installed("posthog-js/dist/array.js")?;
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let http = &mock.http;
 
     let r = http
@@ -311,7 +241,7 @@ load(MOCK + '/vendor/standin/customerio.js', {id: 'cio-tracker', 'data-site-id':
 
 #[tokio::test(flavor = "multi_thread")]
 async fn standins_take_over_their_stubs_and_record_every_call() -> Result<()> {
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let site = Site::start().await?;
     let script = ["var MOCK = '", &mock.origin, "';\n", STANDIN_PAGE].concat();
     let browser = Browser::start().await?;
@@ -403,7 +333,7 @@ async fn with_vendor_script(
 #[tokio::test(flavor = "multi_thread")]
 async fn mixpanel_browser_from_its_snippet_build_sends_to_the_mock() -> Result<()> {
     vendor_installed("mixpanel-browser/dist/mixpanel.min.js")?;
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     // The snippet build needs the snippet's stub: an array with `__SV` and
     // `_i`. `init` after load replaces `window.mixpanel` with the instance.
     let page = with_vendor_script(
@@ -452,7 +382,7 @@ async fn mixpanel_browser_from_its_snippet_build_sends_to_the_mock() -> Result<(
 #[tokio::test(flavor = "multi_thread")]
 async fn amplitude_script_build_sends_to_the_mock() -> Result<()> {
     vendor_installed("@amplitude/analytics-browser/lib/scripts/amplitude-min.js")?;
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let page = with_vendor_script(
         &mock,
         "",
@@ -496,7 +426,7 @@ async fn amplitude_script_build_sends_to_the_mock() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn posthog_array_build_sends_to_the_mock() -> Result<()> {
     vendor_installed("posthog-js/dist/array.js")?;
-    let mock = MockApi::start()?;
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
     let page = with_vendor_script(
         &mock,
         "",
