@@ -66,6 +66,18 @@ pub(crate) fn clone_json(v: &JsValue) -> JsValue {
         .unwrap_or(JsValue::NULL)
 }
 
+/// The strings of an array; nothing for anything else.
+pub(crate) fn strings(v: &JsValue) -> Vec<String> {
+    if Array::is_array(v) {
+        Array::from(v)
+            .iter()
+            .filter_map(|s| s.as_string())
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 pub(crate) fn keys(obj: &JsValue) -> Vec<String> {
     match as_object(obj) {
         Some(o) => Object::keys(&o)

@@ -266,14 +266,7 @@ fn add_devices(core: &Shared, destinations: &JsValue, exports: &JsValue) {
                 obj: obj.into(),
                 name,
                 kind: PluginType::Destination,
-                categories: if Array::is_array(&categories) {
-                    Array::from(&categories)
-                        .iter()
-                        .filter_map(|c| c.as_string())
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                categories: js::strings(&categories),
                 state: LoadState::Waiting,
                 loading: None,
                 device: Some(Rc::new(device)),
@@ -524,15 +517,7 @@ fn register(core: &Shared, plugins: &[JsValue]) -> Promise {
             );
             continue;
         };
-        let categories = js::get(p, "consentCategories");
-        let categories: Vec<String> = if Array::is_array(&categories) {
-            Array::from(&categories)
-                .iter()
-                .filter_map(|c| c.as_string())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let categories = js::strings(&js::get(p, "consentCategories"));
         let index = {
             let mut c = core.borrow_mut();
             c.plugins.push(Plugin {
