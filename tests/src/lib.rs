@@ -252,26 +252,18 @@ impl Server {
 
     /// `PATCH /api/...` with the admin token and a JSON body.
     pub async fn api_patch(&self, path: &str, body: Value) -> Result<Value> {
-        let r = self
-            .http
-            .patch([&self.origin, "/api", path].concat())
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await?;
-        let status = r.status();
-        let body: Value = r.json().await?;
-        if !status.is_success() {
-            bail!("PATCH /api{path}: {status}: {body}");
-        }
-        Ok(body)
+        self.api_send(reqwest::Method::PATCH, path, body).await
     }
 
     /// `POST /api/...` with the admin token and a JSON body.
     pub async fn api_post(&self, path: &str, body: Value) -> Result<Value> {
+        self.api_send(reqwest::Method::POST, path, body).await
+    }
+
+    async fn api_send(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
         let r = self
             .http
-            .post([&self.origin, "/api", path].concat())
+            .request(method.clone(), [&self.origin, "/api", path].concat())
             .bearer_auth(&self.admin_token)
             .json(&body)
             .send()
@@ -279,7 +271,7 @@ impl Server {
         let status = r.status();
         let body: Value = r.json().await?;
         if !status.is_success() {
-            bail!("POST /api{path}: {status}: {body}");
+            bail!("{method} /api{path}: {status}: {body}");
         }
         Ok(body)
     }
@@ -428,7 +420,10 @@ impl MockApi {
 
     /// Forgets every recorded request.
     pub async fn clear(&self) -> Result<()> {
-        self.http.delete(self.url("/vendor/requests")).send().await?;
+        self.http
+            .delete(self.url("/vendor/requests"))
+            .send()
+            .await?;
         Ok(())
     }
 }
