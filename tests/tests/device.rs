@@ -17,7 +17,6 @@ use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 use switchyard_tests::{Browser, MockApi, Server, Site, WATCH_ERRORS, html};
 
-
 /// Connects `slug` in device mode to the demo source, enabled; returns the
 /// connection's id.
 async fn connect(server: &Server, slug: &str, settings: Value) -> Result<String> {

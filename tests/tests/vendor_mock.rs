@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use switchyard_tests::{Browser, MockApi, Site};
 
-
 fn page(script: &str) -> String {
     [
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Vendors</title><script>\n",
