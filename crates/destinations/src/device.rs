@@ -48,8 +48,10 @@ impl Value {
     }
 
     /// An object from `(key, value)` pairs; `Null` values are left out, so a
-    /// builder can pass optional fields straight through.
-    pub fn object<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    /// builder can pass optional fields straight through. A `Vec`, not any
+    /// iterator: one copy of this code in the module, not one per length of
+    /// array a caller writes.
+    pub fn object(pairs: Vec<(&str, Value)>) -> Value {
         Value::Object(
             pairs
                 .into_iter()
@@ -385,7 +387,7 @@ mod tests {
 
     #[test]
     fn paths_and_setters() {
-        let mut v = Value::object([("a", Value::object([("b", Value::Number(1.0))]))]);
+        let mut v = Value::object(vec![("a", Value::object(vec![("b", Value::Number(1.0))]))]);
         assert!(v.path("a.b") == Some(&Value::Number(1.0)));
         assert!(v.path("a.c").is_none());
         v.set("a", Value::Bool(true));

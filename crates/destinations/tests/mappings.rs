@@ -156,7 +156,7 @@ fn calls_value(calls: &[Call]) -> Value {
         calls
             .iter()
             .map(|c| {
-                Value::object([
+                Value::object(vec![
                     ("function", Value::str(c.function)),
                     ("args", Value::Array(c.args.clone())),
                 ])

@@ -28,7 +28,7 @@ pub fn init(settings: &Value) -> Vec<Call> {
         "amplitude.init",
         vec![
             Value::str(setting(settings, "apiKey", "")),
-            Value::object([
+            Value::object(vec![
                 (
                     "serverZone",
                     Value::str(setting(settings, "serverZone", "US")),
@@ -64,14 +64,14 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
                 .iter()
                 .filter(|(_, v)| !v.is_null())
                 .map(|(k, v)| {
-                    Value::object([
+                    Value::object(vec![
                         ("name", Value::str("set")),
                         ("args", Value::Array(vec![Value::str(k), v.clone()])),
                     ])
                 })
                 .collect();
             if !sets.is_empty() {
-                let identify = Value::object([("_q", Value::Array(sets))]);
+                let identify = Value::object(vec![("_q", Value::Array(sets))]);
                 calls.push(Call::new("amplitude.identify", vec![identify]));
             }
             calls
@@ -98,7 +98,7 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
 fn track(event: &Event, name: &str) -> Call {
     let p = event.properties();
     let revenue = p.get("revenue").and_then(Value::as_f64);
-    let mut options = Value::object([("user_id", event.user_id.map_or(Value::Null, Value::str))]);
+    let mut options = Value::object(vec![("user_id", event.user_id.map_or(Value::Null, Value::str))]);
     if let Some(revenue) = revenue {
         options.set("revenue", Value::Number(revenue));
         options.set("price", first(&p, &["price"]));

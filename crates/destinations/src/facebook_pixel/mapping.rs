@@ -42,7 +42,7 @@ pub fn init(settings: &Value) -> Vec<Call> {
 
 pub fn map(event: &Value, settings: &Value) -> Vec<Call> {
     let event = Event::new(event);
-    let options = Value::object([("eventID", crate::device::cloned(event.raw.get("messageId")))]);
+    let options = Value::object(vec![("eventID", crate::device::cloned(event.raw.get("messageId")))]);
     let (method, name, params) = match event.kind {
         "page" => ("track", "PageView", Value::empty()),
         "track" => {
@@ -89,7 +89,7 @@ fn standard(event: &Event, p: &Value) -> Option<(&'static str, Value)> {
             } else {
                 "InitiateCheckout"
             },
-            Value::object([
+            Value::object(vec![
                 ("content_ids", ids(products)),
                 ("content_type", Value::str("product")),
                 ("contents", contents(products)),
@@ -104,7 +104,7 @@ fn standard(event: &Event, p: &Value) -> Option<(&'static str, Value)> {
             } else {
                 "AddToCart"
             },
-            Value::object([
+            Value::object(vec![
                 ("content_ids", ids(single)),
                 ("content_type", Value::str("product")),
                 ("content_name", first(p, &["name"])),
@@ -116,7 +116,7 @@ fn standard(event: &Event, p: &Value) -> Option<(&'static str, Value)> {
         ),
         "Products Searched" => (
             "Search",
-            Value::object([("search_string", first(p, &["query"]))]),
+            Value::object(vec![("search_string", first(p, &["query"]))]),
         ),
         _ => return None,
     })
@@ -131,7 +131,7 @@ fn contents(products: &[Value]) -> Value {
         products
             .iter()
             .map(|product| {
-                Value::object([
+                Value::object(vec![
                     ("id", id(product)),
                     ("quantity", first(product, &["quantity"])),
                     ("item_price", first(product, &["price"])),

@@ -42,11 +42,11 @@ pub fn init(settings: &Value) -> Vec<Call> {
         .and_then(Value::as_bool)
         .unwrap_or(true);
     vec![
-        gtag([Value::str("js"), Value::str(NOW)]),
-        gtag([
+        gtag(vec![Value::str("js"), Value::str(NOW)]),
+        gtag(vec![
             Value::str("config"),
             Value::str(setting(settings, "measurementId", "")),
-            Value::object([("send_page_view", Value::Bool(send_page_view))]),
+            Value::object(vec![("send_page_view", Value::Bool(send_page_view))]),
         ]),
     ]
 }
@@ -55,16 +55,16 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
     let event = Event::new(event);
     let mut calls = Vec::new();
     if let Some(id) = event.user_id {
-        calls.push(gtag([
+        calls.push(gtag(vec![
             Value::str("set"),
-            Value::object([("user_id", Value::str(id))]),
+            Value::object(vec![("user_id", Value::str(id))]),
         ]));
     }
     match event.kind {
         "identify" => {
             let traits = scalars(&without(&event.traits(), PII));
             if !traits.members().is_empty() {
-                calls.push(gtag([
+                calls.push(gtag(vec![
                     Value::str("set"),
                     Value::str("user_properties"),
                     traits,
@@ -73,24 +73,24 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
         }
         "track" => {
             let (name, params) = track(&event);
-            calls.push(gtag([Value::str("event"), Value::String(name), params]));
+            calls.push(gtag(vec![Value::str("event"), Value::String(name), params]));
         }
         "page" => {
             let p = event.properties();
-            let params = Value::object([
+            let params = Value::object(vec![
                 ("page_title", first(&p, &["title", "name"])),
                 ("page_location", first(&p, &["url"])),
                 ("page_referrer", non_empty(p.get("referrer"))),
             ]);
-            calls.push(gtag([Value::str("event"), Value::str("page_view"), params]));
+            calls.push(gtag(vec![Value::str("event"), Value::str("page_view"), params]));
         }
         _ => calls.clear(),
     }
     calls
 }
 
-fn gtag<const N: usize>(args: [Value; N]) -> Call {
-    Call::new("gtag", args.into())
+fn gtag(args: Vec<Value>) -> Call {
+    Call::new("gtag", args)
 }
 
 /// A track event's GA4 name and parameters.
@@ -124,14 +124,14 @@ fn track(event: &Event) -> (String, Value) {
                 .collect();
             return (name, scalars(&p));
         }
-        "search" => Value::object([("search_term", first(&p, &["query"]))]),
-        "sign_up" | "login" => Value::object([("method", first(&p, &["type", "method"]))]),
-        "view_item_list" => Value::object([
+        "search" => Value::object(vec![("search_term", first(&p, &["query"]))]),
+        "sign_up" | "login" => Value::object(vec![("method", first(&p, &["type", "method"]))]),
+        "view_item_list" => Value::object(vec![
             ("item_list_id", first(&p, &["list_id"])),
             ("item_list_name", first(&p, &["category"])),
             ("items", items(p.get("products"))),
         ]),
-        "purchase" | "refund" | "begin_checkout" | "view_cart" => Value::object([
+        "purchase" | "refund" | "begin_checkout" | "view_cart" => Value::object(vec![
             ("currency", first(&p, &["currency"])),
             ("transaction_id", first(&p, &["order_id"])),
             // action-destinations reads `total`; Segment's spec also allows
@@ -144,7 +144,7 @@ fn track(event: &Event) -> (String, Value) {
             ("items", items(p.get("products"))),
         ]),
         // One product, described by the properties themselves.
-        _ => Value::object([
+        _ => Value::object(vec![
             ("currency", first(&p, &["currency"])),
             ("value", first(&p, &["value", "price"])),
             ("items", Value::Array(vec![item(&p)])),
@@ -162,7 +162,7 @@ fn items(products: Option<&Value>) -> Value {
 
 /// A Segment product as a GA4 item.
 fn item(product: &Value) -> Value {
-    Value::object([
+    Value::object(vec![
         ("item_id", first(product, &["product_id", "sku"])),
         ("item_name", first(product, &["name"])),
         ("item_brand", first(product, &["brand"])),

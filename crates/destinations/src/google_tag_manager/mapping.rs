@@ -36,7 +36,7 @@ pub fn script_url(settings: &Value) -> String {
 /// The push Tag Manager's snippet makes: `{'gtm.start': Date.now(), event:
 /// 'gtm.js'}`, which fires the container's page view triggers.
 pub fn init(_settings: &Value) -> Vec<Call> {
-    vec![push(Value::object([
+    vec![push(Value::object(vec![
         ("gtm.start", Value::str(NOW_MS)),
         ("event", Value::str("gtm.js")),
     ]))]

@@ -23,7 +23,7 @@ impl Adapter for Device {
             .map_or(Value::Null, Value::Number);
         vec![(
             "_hjSettings",
-            Value::object([("hjid", id), ("hjsv", Value::Number(6.0))]),
+            Value::object(vec![("hjid", id), ("hjsv", Value::Number(6.0))]),
         )]
     }
 

@@ -33,7 +33,7 @@ pub fn init(settings: &Value) -> Vec<Call> {
     };
     vec![intercom(
         "boot",
-        Some(Value::object([
+        Some(Value::object(vec![
             ("app_id", Value::str(setting(settings, "appId", ""))),
             ("api_base", api_base),
         ])),
@@ -56,7 +56,7 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
                 };
                 metadata.set(
                     "price",
-                    Value::object([
+                    Value::object(vec![
                         ("amount", Value::Number((revenue * 100.0).round())),
                         ("currency", currency),
                     ]),
@@ -71,7 +71,7 @@ pub fn map(event: &Value, _settings: &Value) -> Vec<Call> {
         "group" => match event.text("groupId") {
             Some(group) => {
                 let mut update =
-                    Value::object([("user_id", event.user_id.map_or(Value::Null, Value::str))]);
+                    Value::object(vec![("user_id", event.user_id.map_or(Value::Null, Value::str))]);
                 update.set("company", company(&event.traits(), group));
                 vec![intercom("update", Some(update))]
             }
@@ -116,7 +116,7 @@ fn identify(event: &Event) -> Value {
     if let Some(url) = traits.get("avatar").and_then(Value::as_text) {
         user.set(
             "avatar",
-            Value::object([
+            Value::object(vec![
                 ("type", Value::str("avatar")),
                 ("image_url", Value::str(url)),
             ]),

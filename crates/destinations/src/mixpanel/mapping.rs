@@ -34,7 +34,7 @@ pub fn init(settings: &Value) -> Vec<Call> {
         "mixpanel.init",
         vec![
             Value::str(setting(settings, "token", "")),
-            Value::object([(
+            Value::object(vec![(
                 "api_host",
                 Value::str(setting(settings, "apiHost", "https://api.mixpanel.com")),
             )]),

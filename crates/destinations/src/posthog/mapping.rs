@@ -19,7 +19,7 @@ pub fn init(settings: &Value) -> Vec<Call> {
         "posthog.init",
         vec![
             Value::str(setting(settings, "apiKey", "")),
-            Value::object([
+            Value::object(vec![
                 (
                     "api_host",
                     Value::str(setting(settings, "apiHost", "https://us.i.posthog.com")),
