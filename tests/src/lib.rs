@@ -23,6 +23,30 @@ pub fn bundles_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bundles")
 }
 
+/// The analytics-next version pinned in `bench/package.json`, which the
+/// benchmark measures against and an end-to-end suite runs.
+pub const ANALYTICS_NEXT_VERSION: &str = "1.84.3";
+
+/// analytics-next's browser builds, `bench/node_modules/.../dist/umd`:
+/// `standalone.js` (what Segment's CDN serves), `index.js` (the npm
+/// package's code as one script, exposing `AnalyticsNext`) and their chunks.
+pub fn analytics_next_dir() -> Result<PathBuf> {
+    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench/node_modules/@segment/analytics-next");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(package.join("package.json")).context(
+            "bench/node_modules has no @segment/analytics-next: run `npm ci --prefix bench`",
+        )?)?;
+    if manifest["version"] != ANALYTICS_NEXT_VERSION {
+        bail!(
+            "bench/node_modules holds @segment/analytics-next {}, not {ANALYTICS_NEXT_VERSION}: \
+             run `npm ci --prefix bench`",
+            manifest["version"]
+        );
+    }
+    Ok(package.join("dist/umd"))
+}
+
 /// What `switchyard serve` is given for a test: a free port on loopback,
 /// the data in `data`, the real built library.
 pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {

@@ -16,37 +16,19 @@
 //! Needs `npm ci --prefix bench` and the built library (`cargo xtask
 //! build-client`).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use switchyard_tests::{Browser, Server, Site, WATCH_ERRORS, html};
+use switchyard_tests::{
+    ANALYTICS_NEXT_VERSION, Browser, Server, Site, WATCH_ERRORS, analytics_next_dir, html,
+};
 
-const AN_VERSION: &str = "1.84.3";
 const MIXPANEL_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const MIXPANEL_SECRET: &str = "mixpanel-api-secret-4b1d";
 
-/// analytics-next's browser builds: `standalone.js` (what Segment's CDN
-/// serves), `index.js` (the npm package's code as one script, exposing
-/// `AnalyticsNext`) and their chunks.
-fn umd_dir() -> Result<PathBuf> {
-    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../bench/node_modules/@segment/analytics-next");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(package.join("package.json")).context(
-            "bench/node_modules has no @segment/analytics-next: run `npm ci --prefix bench`",
-        )?)?;
-    ensure!(
-        manifest["version"] == AN_VERSION,
-        "bench/node_modules holds @segment/analytics-next {}, not {AN_VERSION}: run `npm ci --prefix bench`",
-        manifest["version"]
-    );
-    Ok(package.join("dist/umd"))
-}
-
 fn umd_file(name: &str) -> Result<String> {
-    let path = umd_dir()?.join(name);
+    let path = analytics_next_dir()?.join(name);
     std::fs::read_to_string(&path).with_context(|| path.display().to_string())
 }
 
@@ -65,7 +47,7 @@ impl StaticHost {
         use axum::response::IntoResponse;
         type Shared = (Arc<Vec<(String, String)>>, Arc<Mutex<Vec<String>>>);
         let mut chunks = Vec::new();
-        for entry in std::fs::read_dir(umd_dir()?)? {
+        for entry in std::fs::read_dir(analytics_next_dir()?)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if name.contains(".bundle.") && name.ends_with(".js") {
                 let js = umd_file(&name)?;
@@ -189,8 +171,8 @@ async fn calls_arrived(server: &Server) -> Result<[Value; 3]> {
     for e in [&identify, &track, &page] {
         let version = e["context"]["library"]["version"].as_str().unwrap_or("");
         ensure!(
-            version.ends_with(AN_VERSION),
-            "not analytics-next {AN_VERSION}: {e}"
+            version.ends_with(ANALYTICS_NEXT_VERSION),
+            "not analytics-next {ANALYTICS_NEXT_VERSION}: {e}"
         );
         ensure!(e["userId"] == "user-42", "{e}");
         ensure!(e["anonymousId"] == identify["anonymousId"], "{e}");

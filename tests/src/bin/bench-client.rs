@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,8 @@ use serde_json::{Value, json};
 use switchyard_server::AppState;
 use switchyard_server::service::Admin;
 use switchyard_tests::measure::{Logged, RequestLog, devtools, log_requests, start_server};
-use switchyard_tests::{Browser, Site};
+use switchyard_tests::{Browser, Site, analytics_next_dir};
 
-const AN_VERSION: &str = "1.84.3";
 /// How long one page may take to load, become ready and send its first event.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the events of one run may take to arrive.
@@ -159,22 +157,6 @@ struct Cdn {
     settings: Asset,
     /// The chunks under `/analytics-next/bundles/`, by file name.
     chunks: HashMap<String, Asset>,
-}
-
-fn analytics_next_dir() -> Result<PathBuf> {
-    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../bench/node_modules/@segment/analytics-next");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(package.join("package.json")).context(
-            "bench/node_modules has no @segment/analytics-next: run `npm ci --prefix bench`",
-        )?)?;
-    if manifest["version"] != AN_VERSION {
-        bail!(
-            "bench/node_modules holds @segment/analytics-next {}, not {AN_VERSION}: run `npm ci --prefix bench`",
-            manifest["version"]
-        );
-    }
-    Ok(package.join("dist/umd"))
 }
 
 impl Cdn {
