@@ -7,6 +7,8 @@
 //! waiting in [`exchange`]: a bundle without an adapter deletes its export,
 //! and the code only it reached goes with it.
 
+use std::rc::Rc;
+
 use js_sys::{Array, Date, Function, Object, Reflect};
 use switchyard_destinations::device::{
     Call, NOW, NOW_MS, Queue, Request, Response, Value, exchange,
@@ -20,7 +22,7 @@ use crate::js;
 pub(crate) struct Device {
     /// The module's `device:<slug>` export.
     export: Function,
-    settings: Value,
+    settings: Rc<Value>,
 }
 
 fn error(parts: &[&str]) -> JsValue {
@@ -35,7 +37,7 @@ impl Device {
             .ok()?;
         Some(Device {
             export,
-            settings: from_js(settings),
+            settings: Rc::new(from_js(settings)),
         })
     }
 

@@ -6,6 +6,8 @@
 //! printing) and never indexes in a way that can panic. Tests compare values
 //! with `PartialEq` and print them through their own conversion.
 
+use std::rc::Rc;
+
 /// A JSON value, as the vendor's JavaScript will see it. Objects keep their
 /// keys in insertion order.
 #[derive(Clone, PartialEq)]
@@ -472,8 +474,15 @@ pub trait Adapter {
 
 /// What the device host asks an adapter.
 pub enum Request {
-    Setup { settings: Value },
-    Map { event: Value, settings: Value },
+    /// Settings are shared with the host, which keeps them for the page's
+    /// life: asking costs no copy of them.
+    Setup {
+        settings: Rc<Value>,
+    },
+    Map {
+        event: Value,
+        settings: Rc<Value>,
+    },
 }
 
 /// An adapter's answer.
