@@ -28,6 +28,22 @@ fn plain_value(slug: &str, key: &str) -> String {
     ["PLAIN-", slug, "-", key, "-7f3a"].concat()
 }
 
+/// A device destination's entry (in the loader or the settings document):
+/// its catalog name and each of its settings that is not secret, with the
+/// distinctive value it was saved with.
+fn has_plain_settings(entry: &serde_json::Value, def: &Definition, place: &str) {
+    assert_eq!(entry["name"], def.name.as_str(), "{place}");
+    for s in def.settings.iter().filter(|s| !s.secret) {
+        assert_eq!(
+            entry["settings"][&s.key],
+            plain_value(&def.slug, &s.key).as_str(),
+            "{place}: {} {}",
+            def.slug,
+            s.key
+        );
+    }
+}
+
 fn leb128(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let byte = (n & 0x7f) as u8;
@@ -278,16 +294,7 @@ async fn no_secret_is_served(catalog: Catalog, artifacts: Artifacts) -> (usize, 
             .iter()
             .find(|d| d["slug"] == def.slug.as_str())
             .unwrap_or_else(|| panic!("{} is not in the loader: {config}", def.slug));
-        assert_eq!(entry["name"], def.name.as_str());
-        for s in def.settings.iter().filter(|s| !s.secret) {
-            assert_eq!(
-                entry["settings"][&s.key],
-                plain_value(&def.slug, &s.key).as_str(),
-                "{} {}",
-                def.slug,
-                s.key
-            );
-        }
+        has_plain_settings(entry, def, "loader");
     }
     assert_eq!(inlined.len(), device.len(), "{config}");
 
@@ -306,16 +313,7 @@ async fn no_secret_is_served(catalog: Catalog, artifacts: Artifacts) -> (usize, 
             .iter()
             .find(|e| e["slug"] == def.slug.as_str() && e["mode"] == "device")
             .unwrap_or_else(|| panic!("{} not listed in {settings}", def.slug));
-        assert_eq!(entry["name"], def.name.as_str());
-        for s in def.settings.iter().filter(|s| !s.secret) {
-            assert_eq!(
-                entry["settings"][&s.key],
-                plain_value(&def.slug, &s.key).as_str(),
-                "settings document: {} {}",
-                def.slug,
-                s.key
-            );
-        }
+        has_plain_settings(entry, def, "settings document");
     }
     for def in &cloud {
         assert!(
