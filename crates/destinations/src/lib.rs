@@ -6,15 +6,18 @@
 //! cloud forwarder (`cloud.rs`), as they land. Adding a destination is one
 //! folder here and one line in the [`registry!`] below.
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod device;
 
 /// `(slug, manifest, logo)` of one destination folder.
 pub type Entry = (&'static str, &'static str, &'static str);
 
 /// Declares each destination's module and lists its manifest and logo in
-/// [`REGISTRY`].
+/// [`REGISTRY`]. A destination with a cloud forwarder says so on its line
+/// (`mixpanel: cloud`): [`forwarder`] then reaches its `cloud::Cloud`.
 macro_rules! registry {
-    ($($slug:ident),* $(,)?) => {
+    ($($slug:ident $(: $cloud:ident)?),* $(,)?) => {
         $(pub mod $slug;)*
 
         /// Every destination, in the order of the registry.
@@ -23,6 +26,15 @@ macro_rules! registry {
             include_str!(concat!(stringify!($slug), "/manifest.toml")),
             include_str!(concat!(stringify!($slug), "/logo.svg")),
         )),*];
+
+        /// The cloud forwarder of the destination `slug`, if it has one.
+        #[cfg(feature = "cloud")]
+        pub fn forwarder(slug: &str) -> Option<&'static dyn cloud::Forwarder> {
+            match slug {
+                $($(stringify!($slug) => Some(&$slug::$cloud::Cloud),)?)*
+                _ => None,
+            }
+        }
     };
 }
 
@@ -41,7 +53,7 @@ registry! {
     postgres,
     posthog,
     slack,
-    webhook,
+    webhook: cloud,
 }
 
 /// The catalog built from every registered destination.

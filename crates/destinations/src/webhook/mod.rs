@@ -1,1 +1,3 @@
-//! A catalog entry: manifest and logo. No mode is implemented yet.
+//! A webhook of the site owner's: every event, as Segment's JSON, to a URL.
+
+pub mod cloud;
