@@ -14,7 +14,10 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use ids::{new_secret, new_write_key};
-pub use model::{Connection, ConnectionUpdate, NewConnection, NewEvent, Source, StoredEvent};
+pub use model::{
+    Connection, ConnectionUpdate, DeadLetter, NewConnection, NewDeadLetter, NewEvent, Source,
+    StoredEvent,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -79,4 +82,46 @@ pub trait EventLog: Send + Sync {
 
     /// The calls (`track`, `page`, ...) a source has sent, sorted.
     async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>>;
+
+    /// Up to `limit` events of one source after position `after`, oldest
+    /// first: what a delivery cursor reads next.
+    async fn read_after(
+        &self,
+        source_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// The position of the newest event in the log (0 when empty).
+    async fn head(&self) -> Result<i64>;
+
+    /// The position just before the first event of `source_id` received at
+    /// or after `at` (RFC 3339, UTC): where a replay from `at` starts.
+    async fn position_at(&self, source_id: &str, at: &str) -> Result<i64>;
+}
+
+/// Cloud delivery's durable state, kept with the configuration: each
+/// connection's cursor in the event log and its dead letters.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// The log position up to which a connection has been handled.
+    async fn cursor(&self, connection_id: &str) -> Result<Option<i64>>;
+
+    /// Moves a connection's cursor to `seq` and stores `dead` letters, in
+    /// one transaction: a crash leaves both or neither.
+    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()>;
+
+    /// Stores dead letters without moving a cursor (a replay's, a retried
+    /// dead letter failing again).
+    async fn add_dead_letters(&self, dead: Vec<NewDeadLetter>) -> Result<()>;
+
+    /// A connection's dead letters, oldest first, at most `limit`.
+    async fn dead_letters(&self, connection_id: &str, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// How many dead letters a connection has.
+    async fn dead_letter_count(&self, connection_id: &str) -> Result<i64>;
+
+    /// Removes dead letters of a connection (the given ids, or all), and
+    /// returns how many went.
+    async fn remove_dead_letters(&self, connection_id: &str, ids: Option<&[i64]>) -> Result<u64>;
 }

@@ -60,10 +60,42 @@ pub struct NewEvent {
 /// An event read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// Position in the log; increases with each append.
+    /// Position in the log; increases with each append and is never used
+    /// again, so a delivery cursor stays valid.
     pub seq: i64,
     pub source_id: String,
     pub json: String,
+}
+
+/// An event delivery gave up on: the event, why, and the last request and
+/// response (secrets already redacted by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeadLetter {
+    pub connection_id: String,
+    /// The event's position in the log.
+    pub seq: i64,
+    pub message_id: String,
+    /// The event as stored, so a retry needs nothing else.
+    pub event: String,
+    pub reason: String,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub attempts: i64,
+}
+
+/// A dead letter as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub connection_id: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub event: String,
+    pub reason: String,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub attempts: i64,
+    pub failed_at: String,
 }
 
 /// Now, as stored: RFC 3339 with milliseconds, UTC.

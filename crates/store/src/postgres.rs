@@ -4,10 +4,14 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::ids::{new_id, new_write_key};
 use crate::model::now;
-use crate::{ConfigStore, Connection, ConnectionUpdate, NewConnection, Result, Source, StoreError};
+use crate::{
+    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, NewConnection,
+    NewDeadLetter, Result, Source, StoreError,
+};
 
 /// Migrations, applied in order; `switchyard_schema` counts those done.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE sources (
         seq BIGSERIAL,
@@ -29,7 +33,28 @@ const MIGRATIONS: &[&str] = &["
         updated_at TEXT NOT NULL
     );
     CREATE INDEX connections_by_source ON connections (source_id, seq);
-"];
+",
+    "
+    CREATE TABLE delivery_cursors (
+        connection_id TEXT PRIMARY KEY REFERENCES connections (id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE dead_letters (
+        id BIGSERIAL PRIMARY KEY,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        request TEXT,
+        response TEXT,
+        attempts BIGINT NOT NULL,
+        failed_at TEXT NOT NULL
+    );
+    CREATE INDEX dead_letters_by_connection ON dead_letters (connection_id, id);
+",
+];
 
 /// Configuration in Postgres, for instances that run more than one
 /// server replica. One client; statements are pipelined over it, and a
@@ -290,5 +315,126 @@ impl ConfigStore for PostgresStore {
         bump(&tx, &conn.source_id).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+async fn insert_dead_letters(c: &impl GenericClient, dead: &[NewDeadLetter]) -> Result<()> {
+    let at = now();
+    for d in dead {
+        c.execute(
+            "INSERT INTO dead_letters (connection_id, seq, message_id, event, reason, request, response, attempts, failed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &d.connection_id,
+                &d.seq,
+                &d.message_id,
+                &d.event,
+                &d.reason,
+                &d.request,
+                &d.response,
+                &d.attempts,
+                &at,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn dead_letter(row: &Row) -> DeadLetter {
+    DeadLetter {
+        id: row.get(0),
+        connection_id: row.get(1),
+        seq: row.get(2),
+        message_id: row.get(3),
+        event: row.get(4),
+        reason: row.get(5),
+        request: row.get(6),
+        response: row.get(7),
+        attempts: row.get(8),
+        failed_at: row.get(9),
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for PostgresStore {
+    async fn cursor(&self, connection_id: &str) -> Result<Option<i64>> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT seq FROM delivery_cursors WHERE connection_id = $1",
+                &[&connection_id],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO delivery_cursors (connection_id, seq, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (connection_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+            &[&connection_id, &seq, &now()],
+        )
+        .await?;
+        insert_dead_letters(&tx, &dead).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_dead_letters(&self, dead: Vec<NewDeadLetter>) -> Result<()> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        insert_dead_letters(&tx, &dead).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, connection_id: &str, limit: usize) -> Result<Vec<DeadLetter>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT id, connection_id, seq, message_id, event, reason, request, response, attempts, failed_at
+                 FROM dead_letters WHERE connection_id = $1 ORDER BY id LIMIT $2",
+                &[&connection_id, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(dead_letter).collect())
+    }
+
+    async fn dead_letter_count(&self, connection_id: &str) -> Result<i64> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM dead_letters WHERE connection_id = $1",
+                &[&connection_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn remove_dead_letters(&self, connection_id: &str, ids: Option<&[i64]>) -> Result<u64> {
+        let client = self.client.lock().await;
+        Ok(match ids {
+            None => {
+                client
+                    .execute(
+                        "DELETE FROM dead_letters WHERE connection_id = $1",
+                        &[&connection_id],
+                    )
+                    .await?
+            }
+            Some(ids) => {
+                let ids = ids.to_vec();
+                client
+                    .execute(
+                        "DELETE FROM dead_letters WHERE connection_id = $1 AND id = ANY($2)",
+                        &[&connection_id, &ids],
+                    )
+                    .await?
+            }
+        })
     }
 }

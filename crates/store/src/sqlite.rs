@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ids::{new_id, new_write_key};
 use crate::model::now;
 use crate::{
-    ConfigStore, Connection, ConnectionUpdate, EventLog, NewConnection, NewEvent, Result, Source,
-    StoreError, StoredEvent,
+    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, EventLog, NewConnection,
+    NewDeadLetter, NewEvent, Result, Source, StoreError, StoredEvent,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those done.
@@ -50,6 +50,39 @@ const MIGRATIONS: &[&str] = &["
         PRIMARY KEY (source_id, method)
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO source_methods (source_id, method) SELECT DISTINCT source_id, type FROM events;
+", "
+    CREATE TABLE events_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (source_id, message_id)
+    );
+    INSERT INTO events_log (seq, source_id, message_id, type, received_at, body)
+        SELECT seq, source_id, message_id, type, received_at, body FROM events ORDER BY seq;
+    DROP TABLE events;
+    ALTER TABLE events_log RENAME TO events;
+    CREATE INDEX events_by_source ON events (source_id, seq);
+    CREATE TABLE delivery_cursors (
+        connection_id TEXT PRIMARY KEY REFERENCES connections (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        request TEXT,
+        response TEXT,
+        attempts INTEGER NOT NULL,
+        failed_at TEXT NOT NULL
+    );
+    CREATE INDEX dead_letters_by_connection ON dead_letters (connection_id, id);
 "];
 
 /// How many appends the writer commits at most in one transaction.
@@ -70,6 +103,10 @@ struct AppendJob {
 pub struct SqliteStore {
     conn: Arc<Mutex<Db>>,
     writer: mpsc::Sender<AppendJob>,
+    /// Connections for reading the event log forwards (delivery workers),
+    /// so those reads queue neither behind configuration nor the writer.
+    readers: Arc<Mutex<Vec<Db>>>,
+    path: Arc<std::path::PathBuf>,
 }
 
 fn open(path: &Path) -> Result<Db> {
@@ -107,6 +144,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path.to_path_buf()),
         })
     }
 
@@ -119,6 +158,30 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a pooled read connection (WAL lets readers run beside
+    /// the writer); a connection that failed is not returned to the pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open(&path)?,
+            };
+            let result = f(&conn);
+            if result.is_ok() {
+                readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -471,6 +534,72 @@ impl EventLog for SqliteStore {
         .await
     }
 
+    async fn read_after(
+        &self,
+        source_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let id = source_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, source_id, body FROM events WHERE source_id = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![id, after, limit], |r| {
+                Ok(StoredEvent {
+                    seq: r.get(0)?,
+                    source_id: r.get(1)?,
+                    json: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<i64> {
+        self.read(|c| {
+            // The AUTOINCREMENT counter, not max(seq): it never goes back,
+            // even when the newest rows are gone.
+            let counter: Option<i64> = c
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(counter.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn position_at(&self, source_id: &str, at: &str) -> Result<i64> {
+        let (id, at) = (source_id.to_string(), at.to_string());
+        self.read(move |c| {
+            let first: Option<i64> = c.query_row(
+                "SELECT min(seq) FROM events WHERE source_id = ?1 AND received_at >= ?2",
+                params![id, at],
+                |r| r.get(0),
+            )?;
+            match first {
+                Some(seq) => Ok(seq - 1),
+                None => {
+                    let counter: Option<i64> = c
+                        .query_row(
+                            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    Ok(counter.unwrap_or(0))
+                }
+            }
+        })
+        .await
+    }
+
     async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>> {
         let id = source_id.to_string();
         self.with_conn(move |c| {
@@ -479,6 +608,138 @@ impl EventLog for SqliteStore {
             )?;
             let rows = stmt.query_map([id], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+}
+
+fn dead_letter_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: r.get(0)?,
+        connection_id: r.get(1)?,
+        seq: r.get(2)?,
+        message_id: r.get(3)?,
+        event: r.get(4)?,
+        reason: r.get(5)?,
+        request: r.get(6)?,
+        response: r.get(7)?,
+        attempts: r.get(8)?,
+        failed_at: r.get(9)?,
+    })
+}
+
+fn insert_dead_letters(c: &Db, dead: &[NewDeadLetter]) -> Result<()> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO dead_letters (connection_id, seq, message_id, event, reason, request, response, attempts, failed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let at = now();
+    for d in dead {
+        stmt.execute(params![
+            d.connection_id,
+            d.seq,
+            d.message_id,
+            d.event,
+            d.reason,
+            d.request,
+            d.response,
+            d.attempts,
+            at
+        ])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn cursor(&self, connection_id: &str) -> Result<Option<i64>> {
+        let id = connection_id.to_string();
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                "SELECT seq FROM delivery_cursors WHERE connection_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()> {
+        let id = connection_id.to_string();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO delivery_cursors (connection_id, seq, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (connection_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+                params![id, seq, now()],
+            )?;
+            insert_dead_letters(&tx, &dead)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_dead_letters(&self, dead: Vec<NewDeadLetter>) -> Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            insert_dead_letters(&tx, &dead)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, connection_id: &str, limit: usize) -> Result<Vec<DeadLetter>> {
+        let id = connection_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, connection_id, seq, message_id, event, reason, request, response, attempts, failed_at
+                 FROM dead_letters WHERE connection_id = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![id, limit], dead_letter_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn dead_letter_count(&self, connection_id: &str) -> Result<i64> {
+        let id = connection_id.to_string();
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM dead_letters WHERE connection_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn remove_dead_letters(&self, connection_id: &str, ids: Option<&[i64]>) -> Result<u64> {
+        let id = connection_id.to_string();
+        let ids = ids.map(<[i64]>::to_vec);
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let n = match ids {
+                None => tx.execute("DELETE FROM dead_letters WHERE connection_id = ?1", [&id])?,
+                Some(ids) => {
+                    let mut stmt = tx.prepare_cached(
+                        "DELETE FROM dead_letters WHERE connection_id = ?1 AND id = ?2",
+                    )?;
+                    let mut n = 0;
+                    for d in ids {
+                        n += stmt.execute(params![id, d])?;
+                    }
+                    n
+                }
+            };
+            tx.commit()?;
+            Ok(n as u64)
         })
         .await
     }

@@ -144,6 +144,7 @@ async fn passes_the_config_store_suite() {
     // Migrations run once: connecting again finds the schema in place.
     let again = server.store().await;
     common::config_store(&again).await;
+    common::delivery_store(&store, &store).await;
 }
 
 #[tokio::test]

@@ -20,6 +20,75 @@ async fn passes_the_config_store_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
     common::config_store(&store).await;
+    common::delivery_store(&store, &store).await;
+}
+
+#[tokio::test]
+async fn a_cursor_reads_forwards_per_source_and_positions_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.head().await.unwrap(), 0);
+    store
+        .append(vec![
+            event("s1", "m1"),
+            event("s2", "m1"),
+            event("s1", "m2"),
+        ])
+        .await
+        .unwrap();
+    store.append(vec![event("s1", "m3")]).await.unwrap();
+    let head = store.head().await.unwrap();
+    let s1 = store.read_after("s1", 0, 10).await.unwrap();
+    let seqs: Vec<i64> = s1.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(*seqs.last().unwrap(), head);
+    assert!(s1.iter().all(|e| e.source_id == "s1"));
+    let after = store.read_after("s1", seqs[0], 1).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].json, "{\"messageId\":\"m2\"}");
+    assert!(store.read_after("s1", head, 10).await.unwrap().is_empty());
+
+    // The newest rows gone (as retention will remove old ones): a new
+    // event still gets a position after every one handed out before.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("DELETE FROM events WHERE seq >= ?1", [seqs[1]])
+        .unwrap();
+    store.append(vec![event("s1", "m4")]).await.unwrap();
+    let newest = store.read_after("s1", 0, 10).await.unwrap();
+    assert!(newest.last().unwrap().seq > head, "a position was reused");
+    assert_eq!(store.head().await.unwrap(), newest.last().unwrap().seq);
+}
+
+#[tokio::test]
+async fn a_replay_starts_at_the_first_event_received_at_or_after_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let at = |id: &str, t: &str| NewEvent {
+        received_at: t.into(),
+        ..event("s1", id)
+    };
+    store
+        .append(vec![
+            at("m1", "2026-11-28T10:00:00.000Z"),
+            at("m2", "2026-11-28T11:00:00.000Z"),
+            at("m3", "2026-11-28T12:00:00.000Z"),
+        ])
+        .await
+        .unwrap();
+    let all = store.read_after("s1", 0, 10).await.unwrap();
+    let from = store
+        .position_at("s1", "2026-11-28T10:30:00.000Z")
+        .await
+        .unwrap();
+    let replayed = store.read_after("s1", from, 10).await.unwrap();
+    assert_eq!(replayed.first().map(|e| e.seq), Some(all[1].seq));
+    let later = store
+        .position_at("s1", "2026-11-29T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert!(store.read_after("s1", later, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use switchyard_store::{ConfigStore, ConnectionUpdate, NewConnection, StoreError};
+use switchyard_store::{
+    ConfigStore, ConnectionUpdate, DeliveryStore, NewConnection, NewDeadLetter, StoreError,
+};
 
 fn new_connection(source_id: &str, destination: &str) -> NewConnection {
     NewConnection {
@@ -160,4 +162,96 @@ async fn meta(store: &dyn ConfigStore) {
     store.set_meta(&key, "1").await.unwrap();
     store.set_meta(&key, "2").await.unwrap();
     assert_eq!(store.meta(&key).await.unwrap().as_deref(), Some("2"));
+}
+
+fn dead_letter(connection_id: &str, seq: i64, reason: &str) -> NewDeadLetter {
+    NewDeadLetter {
+        connection_id: connection_id.into(),
+        seq,
+        message_id: ["m", &seq.to_string()].concat(),
+        event: ["{\"messageId\":\"m", &seq.to_string(), "\"}"].concat(),
+        reason: reason.into(),
+        request: Some("POST https://api.example.com/import".into()),
+        response: Some("HTTP 400: bad".into()),
+        attempts: 1,
+    }
+}
+
+/// Cursors and dead letters, kept with a connection and gone with it.
+pub async fn delivery_store(config: &dyn ConfigStore, store: &dyn DeliveryStore) {
+    let source = config.create_source("Delivery").await.unwrap();
+    let a = config
+        .create_connection(new_connection(&source.id, "webhook"))
+        .await
+        .unwrap();
+    let b = config
+        .create_connection(new_connection(&source.id, "mixpanel"))
+        .await
+        .unwrap();
+    assert_eq!(store.cursor(&a.id).await.unwrap(), None);
+
+    store.advance(&a.id, 7, Vec::new()).await.unwrap();
+    store
+        .advance(
+            &a.id,
+            12,
+            vec![
+                dead_letter(&a.id, 9, "HTTP 400"),
+                dead_letter(&a.id, 11, "HTTP 422"),
+            ],
+        )
+        .await
+        .unwrap();
+    store.advance(&b.id, 3, Vec::new()).await.unwrap();
+    assert_eq!(store.cursor(&a.id).await.unwrap(), Some(12));
+    assert_eq!(store.cursor(&b.id).await.unwrap(), Some(3));
+
+    store
+        .add_dead_letters(vec![dead_letter(&b.id, 2, "window over")])
+        .await
+        .unwrap();
+    let dead = store.dead_letters(&a.id, 10).await.unwrap();
+    let seqs: Vec<i64> = dead.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, [9, 11]);
+    let first = &dead[0];
+    assert_eq!(first.connection_id, a.id);
+    assert_eq!(first.message_id, "m9");
+    assert_eq!(first.event, "{\"messageId\":\"m9\"}");
+    assert_eq!(first.reason, "HTTP 400");
+    assert_eq!(
+        first.request.as_deref(),
+        Some("POST https://api.example.com/import")
+    );
+    assert_eq!(first.response.as_deref(), Some("HTTP 400: bad"));
+    assert_eq!(first.attempts, 1);
+    assert!(first.failed_at.ends_with('Z'), "{}", first.failed_at);
+    assert_eq!(store.dead_letters(&a.id, 1).await.unwrap().len(), 1);
+    assert_eq!(store.dead_letter_count(&a.id).await.unwrap(), 2);
+    assert_eq!(store.dead_letter_count(&b.id).await.unwrap(), 1);
+
+    // Removing one by id, then the rest; another connection's stay.
+    assert_eq!(
+        store
+            .remove_dead_letters(&a.id, Some(&[first.id]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .remove_dead_letters(&b.id, Some(&[dead[1].id]))
+            .await
+            .unwrap(),
+        0,
+        "a dead letter of another connection is not removed"
+    );
+    assert_eq!(store.dead_letter_count(&a.id).await.unwrap(), 1);
+    assert_eq!(store.remove_dead_letters(&a.id, None).await.unwrap(), 1);
+    assert_eq!(store.dead_letter_count(&a.id).await.unwrap(), 0);
+    assert_eq!(store.dead_letter_count(&b.id).await.unwrap(), 1);
+
+    // A deleted connection takes its cursor and dead letters with it.
+    config.delete_connection(&b.id).await.unwrap();
+    assert_eq!(store.cursor(&b.id).await.unwrap(), None);
+    assert_eq!(store.dead_letter_count(&b.id).await.unwrap(), 0);
 }
