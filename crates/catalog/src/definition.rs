@@ -67,17 +67,9 @@ impl Mode {
     }
 }
 
-/// A call of Segment's spec, as a destination accepts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Track,
-    Identify,
-    Page,
-    Screen,
-    Group,
-    Alias,
-}
+/// A call of Segment's spec, as a destination accepts it: the spec's own
+/// type, so the tracking API, the catalog and routing share one.
+pub use switchyard_spec::EventType as Method;
 
 /// One connection mode of a destination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //! knows nothing of storage or HTTP.
 
 mod definition;
+pub mod routing;
 mod settings;
 
 pub use definition::{Category, Definition, Method, Mode, ModeInfo, Setting, SettingType};

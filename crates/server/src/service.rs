@@ -118,17 +118,6 @@ fn validate(
         .map_err(|e| AppError::unprocessable(["settings.", &e.field].concat(), e.to_string()))
 }
 
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Track => "track",
-        Method::Identify => "identify",
-        Method::Page => "page",
-        Method::Screen => "screen",
-        Method::Group => "group",
-        Method::Alias => "alias",
-    }
-}
-
 fn check_name(name: Option<&str>) -> Result<String, AppError> {
     let name = name.map(str::trim).unwrap_or_default();
     if name.is_empty() {
@@ -380,7 +369,7 @@ impl<'a> Admin<'a> {
                         let unsupported: Vec<&str> = seen
                             .iter()
                             .map(String::as_str)
-                            .filter(|m| !info.methods.iter().any(|a| method_name(*a) == *m))
+                            .filter(|m| !info.methods.iter().any(|a| Method::as_str(*a) == *m))
                             .collect();
                         if !unsupported.is_empty() {
                             warnings.push(Warning {

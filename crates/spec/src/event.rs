@@ -5,8 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::{MAX_BATCH_BYTES, MAX_EVENT_BYTES, SpecError, time};
 
-/// The six calls of Segment's spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The six calls of Segment's spec: what the tracking API accepts, what a
+/// destination's mode accepts in the catalog, what routing decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EventType {
     Identify,
     Track,
@@ -51,7 +53,8 @@ impl EventType {
         })
     }
 
-    fn from_name(name: &str) -> Option<EventType> {
+    /// The type named by its long form (`track`).
+    pub fn from_name(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }

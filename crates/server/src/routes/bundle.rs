@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use switchyard_bundler::{Artifacts, DeviceDestination, DeviceSet, Encoding, Module, SourceBundle};
-use switchyard_catalog::Mode;
+use switchyard_catalog::{Mode, routing};
 use switchyard_store::Source;
 
 use crate::extract::Json;
@@ -55,19 +55,13 @@ async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle
     let mut destinations = Vec::new();
     let mut unbundled = Vec::new();
     for c in state.config.connections(&source.id).await? {
-        if !c.enabled {
-            continue;
-        }
         let Some(def) = state.catalog.get(&c.destination) else {
             continue;
         };
-        let Some(mode) = def.modes.iter().find(|m| m.mode.as_str() == c.mode) else {
+        let Some(mode) = routing::active_mode(def, &c.mode, c.enabled) else {
             continue;
         };
-        if !mode.available {
-            continue;
-        }
-        if mode.mode == Mode::Cloud {
+        if mode == Mode::Cloud {
             unbundled.push(def.name.clone());
             continue;
         }
