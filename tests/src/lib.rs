@@ -60,6 +60,16 @@ pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {
         bundles: bundles_dir(),
         public_url: None,
         loader_max_age: 60,
+        // Vendors' stand-ins are on loopback; retries fast, so outages in
+        // tests take seconds, not the production backoff's minutes.
+        delivery: switchyard_server::config::DeliveryConfig {
+            retry_window: 600,
+            backoff_min_ms: 100,
+            backoff_max_ms: 2_000,
+            request_timeout: 10,
+            outbound_allow: "127.0.0.1".into(),
+        },
+        metrics_public: false,
     })
 }
 
@@ -239,6 +249,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let tracking = Tracking::default();
+        opened.state.delivery.start();
         let mut app = switchyard_server::app(opened.state);
         if record {
             app = app.layer(axum::middleware::from_fn_with_state(

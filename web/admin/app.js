@@ -599,9 +599,168 @@
           h("p", { class: "muted" }, "From ", h("a", { href: link(["sources", source.id]) }, source.name), " · " + c.mode + " mode"),
           warningBox,
           saved,
-          form);
+          form,
+          c.mode === "cloud" ? deliveryPanel(c) : null);
       });
     });
+  }
+
+  // ---- Cloud delivery ----------------------------------------------------
+
+  function svg(tag, attrs) {
+    var el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, String(attrs[k])); });
+    for (var i = 2; i < arguments.length; i++) if (arguments[i]) el.appendChild(arguments[i]);
+    return el;
+  }
+
+  // Delivered (bars up) and failed (bars down) per minute over the hour.
+  function chart(points) {
+    var max = 1;
+    points.forEach(function (p) { max = Math.max(max, p.delivered, p.failed); });
+    var w = 6, gap = 2, half = 50;
+    var root = svg("svg", { id: "delivery-chart", viewBox: "0 0 " + points.length * (w + gap) + " " + (2 * half + 2),
+      width: "100%", height: "120", role: "img", "aria-label": "Delivered and failed events per minute, last hour" });
+    points.forEach(function (p, i) {
+      var x = i * (w + gap), up = Math.round(p.delivered / max * half), down = Math.round(p.failed / max * half);
+      var title = p.minute + ": " + p.delivered + " delivered, " + p.failed + " failed";
+      if (up) root.appendChild(svg("rect", { x: x, y: half - up, width: w, height: up, class: "bar-ok" }, svg("title", {}, document.createTextNode(title))));
+      if (down) root.appendChild(svg("rect", { x: x, y: half + 2, width: w, height: down, class: "bar-bad" }, svg("title", {}, document.createTextNode(title))));
+    });
+    root.appendChild(svg("line", { x1: 0, y1: half + 1, x2: points.length * (w + gap), y2: half + 1, class: "axis" }));
+    return root;
+  }
+
+  function totalsRows(o) {
+    function filtered(t) {
+      var reasons = Object.keys(t.filtered);
+      var n = reasons.reduce(function (a, r) { return a + t.filtered[r]; }, 0);
+      return n + (reasons.length ? " (" + reasons.map(function (r) { return r + " " + t.filtered[r]; }).join(", ") + ")" : "");
+    }
+    function ms(v) { return v === null || v === undefined ? "–" : "≤ " + v + " ms"; }
+    var rows = [
+      ["Received", function (t) { return t.received; }],
+      ["Delivered", function (t) { return t.delivered; }],
+      ["Filtered", filtered],
+      ["Dead-lettered", function (t) { return t.dead_lettered; }],
+      ["Failed attempts", function (t) { return t.failed_attempts; }],
+      ["Latency p50", function (t) { return ms(t.latency_p50_ms); }],
+      ["Latency p99", function (t) { return ms(t.latency_p99_ms); }]
+    ];
+    return h("table", { id: "delivery-totals" },
+      h("thead", null, h("tr", null, h("th", null, ""), h("th", null, "Last hour"), h("th", null, "Last day"))),
+      h("tbody", null, rows.map(function (r) {
+        return h("tr", { "data-row": r[0] }, h("th", null, r[0]), h("td", null, String(r[1](o.last_hour))), h("td", null, String(r[1](o.last_day))));
+      })));
+  }
+
+  function exchange(x) {
+    return h("div", { class: "exchange" },
+      h("p", null, h("strong", null, x.outcome)),
+      h("pre", { class: "request" }, x.request),
+      x.response ? h("pre", { class: "response" }, x.response) : null);
+  }
+
+  function deliveryPanel(c) {
+    var base = "/connections/" + encodeURIComponent(c.id);
+    var overviewBox = h("div", { id: "delivery-overview" }, "Loading…");
+    var failuresBox = h("div", { id: "failures" });
+    var deadBox = h("div", { id: "dead-letters" });
+    var testBox = h("div", { id: "test-result" });
+    var replayBox = h("div", { id: "replay-progress" });
+    var notice = h("div", { id: "delivery-notice" });
+
+    function refresh() {
+      return Promise.all([api("GET", base + "/delivery"), api("GET", base + "/failures"), api("GET", base + "/dead-letters")]).then(function (res) {
+        var o = res[0], failures = res[1], dead = res[2];
+        overviewBox.textContent = "";
+        append(overviewBox, [
+          h("p", null, o.running ? chip("delivering") : chip("stopped", true),
+            " Retrying now: ", h("span", { id: "retrying" }, String(o.retrying)),
+            " · Behind: ", h("span", { id: "lag" }, String(o.lag)), " events",
+            " · Dead letters: ", h("span", { id: "dead-count" }, String(o.dead_letters))),
+          totalsRows(o),
+          chart(o.chart)]);
+        failuresBox.textContent = "";
+        append(failuresBox, [h("h3", null, "Recent failures"), failures.length ? failures.map(function (f) {
+          return h("details", { class: "failure" },
+            h("summary", null, f.at + " · " + f.outcome.replace("_", " ") + " · " + f.reason),
+            h("pre", { class: "request" }, f.request),
+            f.response ? h("pre", { class: "response" }, f.response) : null);
+        }) : h("p", { class: "muted" }, "None.")]);
+        deadBox.textContent = "";
+        append(deadBox, [h("h3", null, "Dead letters (" + dead.count + ")"),
+          dead.count ? h("div", { class: "row" },
+            h("button", { type: "button", id: "retry-all", onclick: function () { act("retry", null); } }, "Retry all"),
+            h("button", { type: "button", class: "danger", id: "discard-all", onclick: function () {
+              if (confirm("Discard all " + dead.count + " dead letters?")) act("discard", null);
+            } }, "Discard all")) : h("p", { class: "muted" }, "None."),
+          h("ul", null, dead.dead_letters.map(function (d) {
+            return h("li", { class: "dead-letter", "data-id": d.id },
+              h("details", null, h("summary", null, d.failed_at + " · " + d.message_id + " · " + d.reason),
+                d.request ? h("pre", { class: "request" }, d.request) : null,
+                d.response ? h("pre", { class: "response" }, d.response) : null,
+                h("pre", null, JSON.stringify(d.event, null, 2))),
+              h("button", { type: "button", class: "retry-one", onclick: function () { act("retry", [d.id]); } }, "Retry"),
+              h("button", { type: "button", class: "discard-one", onclick: function () { act("discard", [d.id]); } }, "Discard"));
+          }))]);
+      }, function (err) { overviewBox.textContent = err.message; });
+    }
+
+    function act(what, ids) {
+      api("POST", base + "/dead-letters/" + what, ids ? { ids: ids } : {}).then(function (r) {
+        notice.textContent = "";
+        notice.appendChild(banner(what === "retry" ? "Retrying " + r.retrying + " dead letter(s)." : "Discarded " + r.discarded + "."));
+        setTimeout(refresh, 500);
+      }, function (err) { notice.textContent = ""; notice.appendChild(banner(err.message, true)); });
+    }
+
+    var from = h("input", { type: "datetime-local", id: "replay-from", required: true, step: 1 });
+    var to = h("input", { type: "datetime-local", id: "replay-to", step: 1 });
+    function iso(input) { return input.value ? new Date(input.value).toISOString() : undefined; }
+    function follow(id) {
+      api("GET", base + "/replays").then(function (list) {
+        var r = list.filter(function (x) { return x.id === id; })[0];
+        if (!r) return;
+        replayBox.textContent = (r.done ? "Replay done: " : "Replaying: ") + r.read + " read, " + r.delivered + " delivered, " +
+          r.filtered + " filtered, " + r.dead_lettered + " dead-lettered" + (r.error ? " (" + r.error + ")" : "");
+        if (!r.done) setTimeout(function () { follow(id); }, 1000); else refresh();
+      });
+    }
+
+    var timer = setInterval(function () {
+      if (!document.body.contains(overviewBox)) return clearInterval(timer);
+      refresh();
+    }, 5000);
+    refresh();
+
+    return h("section", { class: "card", id: "delivery" },
+      h("h2", { style: "margin-top:0" }, "Delivery"),
+      notice,
+      overviewBox,
+      h("div", { class: "row" },
+        h("button", { type: "button", id: "send-test", onclick: function () {
+          testBox.textContent = "Sending…";
+          api("POST", base + "/test", {}).then(function (r) {
+            testBox.textContent = "";
+            append(testBox, r.skipped ? h("p", null, "Not sent: " + r.skipped) : r.exchanges.map(exchange));
+          }, function (err) { testBox.textContent = err.message; });
+        } }, "Send a test event"),
+        h("button", { type: "button", id: "refresh-delivery", onclick: refresh }, "Refresh")),
+      testBox,
+      failuresBox,
+      deadBox,
+      h("h3", null, "Replay"),
+      h("form", { class: "row", id: "replay-form", onsubmit: function (e) {
+        e.preventDefault();
+        api("POST", base + "/replays", { from: iso(from), to: iso(to) }).then(function (r) {
+          replayBox.textContent = "Replay started.";
+          follow(r.id);
+        }, function (err) { replayBox.textContent = err.message; });
+      } },
+        h("label", null, "From ", from), h("label", null, "To ", to),
+        h("button", { type: "submit", id: "start-replay" }, "Re-send this range")),
+      replayBox);
   }
 
   route();

@@ -102,6 +102,24 @@ pub struct Replay {
     pub error: Option<String>,
 }
 
+/// A connection's delivery at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub connection_id: String,
+    /// Whether a worker is delivering for it now.
+    pub running: bool,
+    pub last_hour: Totals,
+    pub last_day: Totals,
+    /// Events waiting for a retry now.
+    pub retrying: i64,
+    pub dead_letters: i64,
+    /// Events of the source after the connection's cursor.
+    pub lag: i64,
+    pub cursor: Option<i64>,
+    /// Delivered and failed per minute over the last hour.
+    pub chart: Vec<Point>,
+}
+
 /// One request and its answer, as the event tester shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestExchange {
@@ -278,6 +296,40 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(connection_id)
+    }
+
+    /// The connection's delivery overview.
+    pub async fn overview(&self, connection: &Connection) -> Result<Overview, DeliveryError> {
+        let deps = &self.inner.deps;
+        let stats = self.stats_of(&connection.id);
+        let cursor = deps.store.cursor(&connection.id).await?;
+        let lag = match cursor {
+            Some(c) => deps.log.count_after(&connection.source_id, c).await?,
+            None => 0,
+        };
+        Ok(Overview {
+            connection_id: connection.id.clone(),
+            running: self.is_running(&connection.id),
+            last_hour: stats.totals(60),
+            last_day: stats.totals(24 * 60),
+            retrying: stats.retrying_now(),
+            dead_letters: deps.store.dead_letter_count(&connection.id).await?,
+            lag,
+            cursor,
+            chart: stats.chart(60),
+        })
+    }
+
+    /// Puts a connection's cursor at the head of the log: it gets what
+    /// arrives from now on (a new or re-enabled connection).
+    pub async fn start_at_head(&self, connection_id: &str) -> Result<(), DeliveryError> {
+        let head = self.inner.deps.log.head().await?;
+        self.inner
+            .deps
+            .store
+            .advance(connection_id, head, Vec::new())
+            .await?;
+        Ok(())
     }
 
     /// The connection's statistics.

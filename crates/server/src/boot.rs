@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchyard_bundler::Artifacts;
 use switchyard_catalog::Catalog;
-use switchyard_store::{ConfigStore, EventLog, PostgresStore, Source, SqliteStore};
+use switchyard_store::{ConfigStore, DeliveryStore, EventLog, PostgresStore, Source, SqliteStore};
 
 use crate::AppState;
 use crate::config::{ServeConfig, StoreConfig};
@@ -39,6 +39,7 @@ pub struct Opened {
 pub struct Stores {
     pub config: Arc<dyn ConfigStore>,
     pub events: Arc<dyn EventLog>,
+    pub delivery: Arc<dyn DeliveryStore>,
 }
 
 /// Opens the instance's storage (creating it if new): the SQLite file in
@@ -49,18 +50,38 @@ pub async fn open_stores(config: &StoreConfig) -> anyhow::Result<Stores> {
     let db = config.data.join(DATABASE_FILE);
     let sqlite =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?);
-    let config_store: Arc<dyn ConfigStore> = match &config.database_url {
-        Some(url) if !url.trim().is_empty() => Arc::new(
-            PostgresStore::connect(url)
-                .await
-                .context("cannot use the database at SWITCHYARD_DATABASE_URL")?,
-        ),
-        _ => sqlite.clone(),
-    };
+    let (config_store, delivery): (Arc<dyn ConfigStore>, Arc<dyn DeliveryStore>) =
+        match &config.database_url {
+            Some(url) if !url.trim().is_empty() => {
+                let pg = Arc::new(
+                    PostgresStore::connect(url)
+                        .await
+                        .context("cannot use the database at SWITCHYARD_DATABASE_URL")?,
+                );
+                (pg.clone(), pg)
+            }
+            _ => (sqlite.clone(), sqlite.clone()),
+        };
     Ok(Stores {
         config: config_store,
         events: sqlite,
+        delivery,
     })
+}
+
+/// The delivery engine over an instance's stores (not started).
+pub fn delivery(
+    stores: &Stores,
+    catalog: Arc<Catalog>,
+    config: switchyard_delivery::Config,
+) -> anyhow::Result<switchyard_delivery::Engine> {
+    let deps = switchyard_delivery::Deps {
+        config_store: stores.config.clone(),
+        store: stores.delivery.clone(),
+        log: stores.events.clone(),
+        catalog,
+    };
+    Ok(switchyard_delivery::Engine::new(deps, config)?)
 }
 
 /// The destination catalog of this build.
@@ -97,10 +118,20 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
 
     let artifacts = Artifacts::load(&config.bundles);
     let artifacts_problem = artifacts.as_ref().err().map(ToString::to_string);
+    let catalog = Arc::new(catalog()?);
+    let delivery_config = config
+        .delivery
+        .engine()
+        .map_err(|e| anyhow::anyhow!("delivery settings: {e}"))?;
+    let engine = delivery(&stores, catalog.clone(), delivery_config)?;
     let state = AppState {
         config: stores.config,
         events: stores.events,
-        catalog: Arc::new(catalog()?),
+        delivery_store: stores.delivery,
+        delivery: engine,
+        metrics: Default::default(),
+        metrics_public: config.metrics_public,
+        catalog,
         artifacts: Arc::new(artifacts),
         admin_token: admin_token.into(),
         public_url: config.public_url.as_deref().map(Into::into),

@@ -92,10 +92,16 @@ impl Output {
 /// server, no admin token needed (access to the data is the permission).
 pub async fn state(store: &StoreConfig) -> anyhow::Result<AppState> {
     let stores = boot::open_stores(store).await?;
+    let catalog = std::sync::Arc::new(boot::catalog()?);
+    let delivery = boot::delivery(&stores, catalog.clone(), Default::default())?;
     Ok(AppState {
         config: stores.config,
         events: stores.events,
-        catalog: std::sync::Arc::new(boot::catalog()?),
+        delivery_store: stores.delivery,
+        delivery,
+        metrics: Default::default(),
+        metrics_public: false,
+        catalog,
         artifacts: std::sync::Arc::new(Err(switchyard_bundler::BundleError::Template)),
         admin_token: "".into(),
         public_url: None,

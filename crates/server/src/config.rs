@@ -43,4 +43,69 @@ pub struct ServeConfig {
     /// max-age of loader and settings responses, in seconds.
     #[arg(long, env = "SWITCHYARD_LOADER_MAX_AGE", default_value_t = 60)]
     pub loader_max_age: u32,
+    #[command(flatten)]
+    pub delivery: DeliveryConfig,
+    /// Serve `/metrics` without the admin token (for a Prometheus that
+    /// cannot send one).
+    #[arg(long, env = "SWITCHYARD_METRICS_PUBLIC", default_value_t = false)]
+    pub metrics_public: bool,
+}
+
+/// How cloud delivery retries, and where it may connect.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryConfig {
+    /// How long a failing event is retried before it is dead-lettered, in
+    /// seconds.
+    #[arg(long, env = "SWITCHYARD_RETRY_WINDOW", default_value_t = 4 * 3600)]
+    pub retry_window: u64,
+    /// The first retry's backoff, in milliseconds; each retry doubles it
+    /// (with jitter) up to the maximum.
+    #[arg(long, env = "SWITCHYARD_BACKOFF_MIN_MS", default_value_t = 1000)]
+    pub backoff_min_ms: u64,
+    /// The longest backoff between two retries, in milliseconds.
+    #[arg(long, env = "SWITCHYARD_BACKOFF_MAX_MS", default_value_t = 600_000)]
+    pub backoff_max_ms: u64,
+    /// A vendor's request taking longer than this is retried, in seconds.
+    #[arg(long, env = "SWITCHYARD_DELIVERY_TIMEOUT", default_value_t = 15)]
+    pub request_timeout: u64,
+    /// Loopback, private or link-local addresses (CIDRs or host names,
+    /// comma-separated) that delivery may reach; none by default.
+    #[arg(long, env = "SWITCHYARD_OUTBOUND_ALLOW", default_value = "")]
+    pub outbound_allow: String,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            retry_window: 4 * 3600,
+            backoff_min_ms: 1000,
+            backoff_max_ms: 600_000,
+            request_timeout: 15,
+            outbound_allow: String::new(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The engine's configuration, or what is wrong with these settings.
+    pub fn engine(&self) -> Result<switchyard_delivery::Config, String> {
+        use std::time::Duration;
+        if self.backoff_min_ms == 0 || self.backoff_max_ms < self.backoff_min_ms {
+            return Err(
+                "SWITCHYARD_BACKOFF_MIN_MS must be at least 1 and at most SWITCHYARD_BACKOFF_MAX_MS"
+                    .into(),
+            );
+        }
+        if self.request_timeout == 0 {
+            return Err("SWITCHYARD_DELIVERY_TIMEOUT must be at least 1 second".into());
+        }
+        Ok(switchyard_delivery::Config {
+            retry_window: Duration::from_secs(self.retry_window),
+            backoff_min: Duration::from_millis(self.backoff_min_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            request_timeout: Duration::from_secs(self.request_timeout),
+            allow: switchyard_delivery::outbound::Allow::parse(&self.outbound_allow)?,
+            ..switchyard_delivery::Config::default()
+        })
+    }
 }

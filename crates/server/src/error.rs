@@ -28,6 +28,17 @@ pub enum AppError {
     Store(#[from] StoreError),
 }
 
+impl From<switchyard_delivery::DeliveryError> for AppError {
+    fn from(e: switchyard_delivery::DeliveryError) -> AppError {
+        use switchyard_delivery::DeliveryError;
+        match e {
+            DeliveryError::Store(e) => AppError::Store(e),
+            DeliveryError::Invalid(message) => AppError::BadRequest(message),
+            DeliveryError::NotFound(what) => AppError::NotFound(what),
+        }
+    }
+}
+
 /// What a client is told of a storage error: what was not found, or only
 /// that storage failed (the cause goes to the log).
 fn store_message(e: &StoreError) -> String {

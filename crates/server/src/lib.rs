@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 mod error;
 mod extract;
+pub mod metrics;
 mod routes;
 pub mod service;
 mod state;
@@ -22,6 +23,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::tracking::router())
         .merge(routes::bundle::router())
         .nest("/api", routes::admin::router(state.clone()))
+        .merge(routes::metrics::router())
         .merge(routes::demo::router())
         .merge(routes::ui::router())
         .fallback(routes::not_found)

@@ -150,6 +150,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events"
     );
 
+    opened.state.delivery.start();
     let app = switchyard_server::app(opened.state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use switchyard_catalog::{Definition, Method, Mode, validate_settings};
+use switchyard_catalog::{Definition, Method, Mode, routing, validate_settings};
 use switchyard_store::{Connection, ConnectionUpdate, NewConnection, Source};
 
 use crate::{AppError, AppState};
@@ -269,6 +269,7 @@ impl<'a> Admin<'a> {
                 settings: Value::Object(settings).to_string(),
             })
             .await?;
+        self.delivery_changed(None, &created).await?;
         self.connection(&created.id).await
     }
 
@@ -318,13 +319,39 @@ impl<'a> Admin<'a> {
             update.mode = Some(mode.as_str().to_string());
             update.settings = Some(Value::Object(settings).to_string());
         }
-        self.state.config.update_connection(id, update).await?;
+        let updated = self.state.config.update_connection(id, update).await?;
+        self.delivery_changed(Some(&current), &updated).await?;
         self.connection(id).await
     }
 
     pub async fn remove_connection(&self, id: &str) -> Result<(), AppError> {
         self.connection_row(id).await?;
-        Ok(self.state.config.delete_connection(id).await?)
+        self.state.config.delete_connection(id).await?;
+        self.state.delivery.config_changed();
+        Ok(())
+    }
+
+    /// Whether the server delivers to `c` (enabled, in an available cloud
+    /// mode).
+    fn delivered(&self, c: &Connection) -> bool {
+        self.definition(&c.destination)
+            .is_some_and(|def| routing::active_mode(def, &c.mode, c.enabled) == Some(Mode::Cloud))
+    }
+
+    /// After a change: a connection the server starts delivering to gets
+    /// what arrives from now on (not the events from before it was on),
+    /// and delivery hears of the change at once.
+    async fn delivery_changed(
+        &self,
+        before: Option<&Connection>,
+        after: &Connection,
+    ) -> Result<(), AppError> {
+        let was = before.is_some_and(|b| self.delivered(b));
+        if !was && self.delivered(after) {
+            self.state.delivery.start_at_head(&after.id).await?;
+        }
+        self.state.delivery.config_changed();
+        Ok(())
     }
 
     fn view(&self, c: &Connection, siblings: &[Connection], seen: &[String]) -> ConnectionView {

@@ -2,7 +2,10 @@ use std::sync::Arc;
 
 use switchyard_bundler::{Artifacts, BundleError};
 use switchyard_catalog::Catalog;
-use switchyard_store::{ConfigStore, EventLog};
+use switchyard_delivery::Engine;
+use switchyard_store::{ConfigStore, DeliveryStore, EventLog};
+
+use crate::metrics::Metrics;
 
 /// What every handler can reach. Storage is behind traits, so the same
 /// app runs on any backend.
@@ -10,6 +13,14 @@ use switchyard_store::{ConfigStore, EventLog};
 pub struct AppState {
     pub config: Arc<dyn ConfigStore>,
     pub events: Arc<dyn EventLog>,
+    /// Delivery cursors and dead letters, kept with the configuration.
+    pub delivery_store: Arc<dyn DeliveryStore>,
+    /// Cloud delivery; its workers run only once `serve` starts it.
+    pub delivery: Engine,
+    /// The server's own counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Whether `/metrics` may be read without the admin token.
+    pub metrics_public: bool,
     pub catalog: Arc<Catalog>,
     /// The built browser library, or why it is not available.
     pub artifacts: Arc<Result<Artifacts, BundleError>>,

@@ -92,6 +92,10 @@ pub trait EventLog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
 
+    /// How many events of `source_id` are after position `after`: a
+    /// cursor's lag.
+    async fn count_after(&self, source_id: &str, after: i64) -> Result<i64>;
+
     /// The position of the newest event in the log (0 when empty).
     async fn head(&self) -> Result<i64>;
 

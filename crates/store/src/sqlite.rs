@@ -559,6 +559,18 @@ impl EventLog for SqliteStore {
         .await
     }
 
+    async fn count_after(&self, source_id: &str, after: i64) -> Result<i64> {
+        let id = source_id.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM events WHERE source_id = ?1 AND seq > ?2",
+                params![id, after],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn head(&self) -> Result<i64> {
         self.read(|c| {
             // The AUTOINCREMENT counter, not max(seq): it never goes back,

@@ -49,6 +49,9 @@ async fn a_cursor_reads_forwards_per_source_and_positions_are_never_reused() {
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].json, "{\"messageId\":\"m2\"}");
     assert!(store.read_after("s1", head, 10).await.unwrap().is_empty());
+    assert_eq!(store.count_after("s1", 0).await.unwrap(), 3);
+    assert_eq!(store.count_after("s1", seqs[0]).await.unwrap(), 2);
+    assert_eq!(store.count_after("s2", head).await.unwrap(), 0);
 
     // The newest rows gone (as retention will remove old ones): a new
     // event still gets a position after every one handed out before.

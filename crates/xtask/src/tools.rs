@@ -82,7 +82,42 @@ pub(crate) fn install_test_vendors(root: &Path) -> Result<()> {
     npm_ci(&root.join("tests/vendor"), &VENDOR_SCRIPTS)?;
     // Segment's analytics-next, which the benchmark measures against and
     // an end-to-end suite runs against Switchyard.
-    npm_ci(&root.join("bench"), &[ANALYTICS_NEXT])
+    npm_ci(&root.join("bench"), &[ANALYTICS_NEXT])?;
+    install_test_clients(root)
+}
+
+/// Segment's own server libraries, clients of the cloud-mode end-to-end
+/// suite: `@segment/analytics-node` from `tests/clients/package.json`, and
+/// `segment-analytics-python` from `tests/clients/requirements.txt` into
+/// `tests/clients/python` (pip's `--target`, reinstalled when the
+/// requirements change).
+fn install_test_clients(root: &Path) -> Result<()> {
+    let dir = root.join("tests/clients");
+    npm_ci(&dir, &["node_modules/@segment/analytics-node/package.json"])?;
+    let wanted = std::fs::read_to_string(dir.join("requirements.txt"))
+        .context("tests/clients/requirements.txt is missing")?;
+    let target = dir.join("python");
+    let installed = std::fs::read_to_string(target.join(STAMP)).unwrap_or_default();
+    if installed != wanted || !target.join("segment/analytics").exists() {
+        if version("python3").is_none() {
+            crate::setup::apt_install(&["python3", "python3-pip"])?;
+        }
+        let _ = std::fs::remove_dir_all(&target);
+        run_cmd(Command::new("python3").args([
+            OsStr::new("-m"),
+            OsStr::new("pip"),
+            OsStr::new("install"),
+            OsStr::new("--quiet"),
+            OsStr::new("--disable-pip-version-check"),
+            OsStr::new("--no-deps"),
+            OsStr::new("--target"),
+            target.as_os_str(),
+            OsStr::new("-r"),
+            dir.join("requirements.txt").as_os_str(),
+        ]))?;
+        std::fs::write(target.join(STAMP), wanted)?;
+    }
+    Ok(())
 }
 
 /// What `bench/`'s install provides: analytics-next's standalone build.

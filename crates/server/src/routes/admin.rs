@@ -33,6 +33,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
                 .patch(update_connection)
                 .delete(remove_connection),
         )
+        .merge(super::delivery::router())
         .route("/events", get(events))
         .route("/catalog/destinations", get(catalog))
         .route("/catalog/destinations/{slug}", get(destination))
@@ -46,13 +47,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let token = request
-        .headers()
+/// Checks `Authorization: Bearer <admin token>`.
+pub(crate) fn check_token(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), AppError> {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -62,6 +62,15 @@ async fn require_admin(
     if !same(token.trim().as_bytes(), state.admin_token.as_bytes()) {
         return Err(AppError::Unauthorized("the admin token is not valid"));
     }
+    Ok(())
+}
+
+async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    check_token(&state, request.headers())?;
     Ok(next.run(request).await)
 }
 

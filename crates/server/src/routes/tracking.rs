@@ -67,6 +67,37 @@ async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
+    let result = accept(&state, call, headers, body).await;
+    match &result {
+        Ok(()) => {
+            // Delivery workers waiting for events wake up.
+            state.delivery.appended();
+        }
+        Err(e) => state.metrics.refused(refusal(e)),
+    }
+    result.map(|()| Json(json!({ "success": true })))
+}
+
+/// A refusal's reason, as `/metrics` counts it.
+fn refusal(e: &AppError) -> &'static str {
+    match e {
+        AppError::Invalid(switchyard_spec::SpecError::TooLarge { .. })
+        | AppError::TooLarge { .. } => "too_large",
+        AppError::Invalid(_) | AppError::BadRequest(_) | AppError::Unprocessable { .. } => {
+            "invalid"
+        }
+        AppError::Unauthorized(_) => "unauthorized",
+        AppError::NotFound(_) => "not_found",
+        AppError::Unavailable(_) | AppError::Store(_) => "unavailable",
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    call: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(), AppError> {
     let batch = matches!(call.as_str(), "batch" | "b");
     let single = if batch {
         None
@@ -110,7 +141,7 @@ async fn ingest(
         .await?
         .ok_or(AppError::Unauthorized("unknown write key"))?;
     let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let events = events
+    let events: Vec<NewEvent> = events
         .into_iter()
         .map(|e| NewEvent {
             source_id: source.id.clone(),
@@ -120,6 +151,8 @@ async fn ingest(
             json: e.json,
         })
         .collect();
-    state.events.append(events).await?;
-    Ok(Json(json!({ "success": true })))
+    let count = events.len() as u64;
+    let new = state.events.append(events).await?;
+    state.metrics.accepted(count, new as u64);
+    Ok(())
 }

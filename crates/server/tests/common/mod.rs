@@ -64,10 +64,25 @@ impl TestApp {
         let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
         let source = store.create_source("Shop").await.unwrap();
         let shared = Arc::new(store.clone());
+        let catalog = Arc::new(switchyard_destinations::catalog().unwrap());
+        let delivery = switchyard_delivery::Engine::new(
+            switchyard_delivery::Deps {
+                config_store: shared.clone(),
+                store: shared.clone(),
+                log: shared.clone(),
+                catalog: catalog.clone(),
+            },
+            switchyard_delivery::Config::default(),
+        )
+        .unwrap();
         let state = AppState {
             config: shared.clone(),
-            events: shared,
-            catalog: Arc::new(switchyard_destinations::catalog().unwrap()),
+            events: shared.clone(),
+            delivery_store: shared,
+            delivery,
+            metrics: Default::default(),
+            metrics_public: false,
+            catalog,
             artifacts: Arc::new(Ok(artifacts())),
             admin_token: TOKEN.into(),
             public_url: None,
