@@ -1,1 +1,5 @@
-//! A catalog entry: manifest and logo. No mode is implemented yet.
+//! Meta's Conversions API: the cloud forwarder (`cloud.rs`), which shares
+//! the Facebook Pixel's device mapping.
+
+#[cfg(feature = "cloud")]
+pub mod cloud;

@@ -1,1 +1,5 @@
-//! A catalog entry: manifest and logo. No mode is implemented yet.
+//! Slack: the cloud forwarder (`cloud.rs`), one message per chosen event
+//! to an incoming webhook.
+
+#[cfg(feature = "cloud")]
+pub mod cloud;
