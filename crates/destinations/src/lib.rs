@@ -39,20 +39,20 @@ macro_rules! registry {
 }
 
 registry! {
-    amplitude,
+    amplitude: cloud,
     crisp,
     customerio,
-    facebook_conversions_api,
+    facebook_conversions_api: cloud,
     facebook_pixel,
-    google_analytics_4,
+    google_analytics_4: cloud,
     google_tag_manager,
     hotjar,
     intercom,
     klaviyo,
-    mixpanel,
+    mixpanel: cloud,
     postgres,
-    posthog,
-    slack,
+    posthog: cloud,
+    slack: cloud,
     webhook: cloud,
 }
 
