@@ -268,8 +268,61 @@
                 api("DELETE", "/sources/" + encodeURIComponent(id)).then(function () { go(["sources"]); });
               } }, "Delete source"))),
           h("h2", null, "Destinations"),
-          conns.length ? conns.map(connectionCard) : h("p", { class: "muted" }, "No destinations yet."));
+          conns.length ? conns.map(connectionCard) : h("p", { class: "muted" }, "No destinations yet."),
+          liveView(s.id));
       });
+  }
+
+  // The source's events as they arrive (server-sent events over fetch, so
+  // the admin token goes in a header), each with where it goes.
+  function liveView(sourceId) {
+    var list = h("ol", { id: "live-events", reversed: true });
+    var state = h("span", { id: "live-state", class: "muted" }, "connecting…");
+    var controller = new AbortController();
+    function entry(data) {
+      var e = data.event || {};
+      var what = e.type === "track" ? e.event : e.type === "page" || e.type === "screen" ? (e.name || e.type) : e.type;
+      return h("li", { class: "live-event", "data-message-id": e.messageId },
+        h("details", null,
+          h("summary", null, h("strong", null, e.type), " ", String(what || ""), " · ", h("span", { class: "muted" }, e.receivedAt || ""), " ",
+            (data.routes || []).map(function (r) {
+              var label = r.name + (r.decision === "browser" ? " ✓ browser" : r.decision === "server" ? " → server" : " ✗ " + r.reason);
+              return h("span", { class: "chip route " + r.decision, "data-destination": r.destination, title: r.reason || r.decision }, label);
+            })),
+          h("pre", null, JSON.stringify(e, null, 2))));
+    }
+    fetch("/api/sources/" + encodeURIComponent(sourceId) + "/live", {
+      headers: { Authorization: "Bearer " + (token() || "") }, signal: controller.signal
+    }).then(function (r) {
+      if (!r.ok || !r.body) { state.textContent = "not available (" + r.status + ")"; return; }
+      state.textContent = "listening";
+      var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) { state.textContent = "stopped"; return; }
+          if (!document.body.contains(list)) { controller.abort(); return; }
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var messages = buffer.split("\n\n");
+          buffer = messages.pop();
+          messages.forEach(function (m) {
+            var kind = "", data = "";
+            m.split("\n").forEach(function (line) {
+              if (line.indexOf("event: ") === 0) kind = line.slice(7);
+              else if (line.indexOf("data: ") === 0) data += line.slice(6);
+            });
+            if (kind !== "event" || !data) return;
+            list.insertBefore(entry(JSON.parse(data)), list.firstChild);
+            while (list.children.length > 50) list.removeChild(list.lastChild);
+          });
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () { state.textContent = "stopped"; });
+    return h("section", { class: "card", id: "live" },
+      h("h2", { style: "margin-top:0" }, "Live events ", state),
+      h("p", { class: "muted" }, "Each event as it arrives: which destinations had it in the browser (✓), which the server delivers it to (→), and which do not get it, and why (✗)."),
+      list);
   }
 
   function connectionCard(c) {

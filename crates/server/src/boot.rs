@@ -14,6 +14,8 @@ use crate::config::{ServeConfig, StoreConfig};
 pub const ADMIN_TOKEN_KEY: &str = "admin_token";
 pub const DEMO_SOURCE_KEY: &str = "demo_source_id";
 const DATABASE_FILE: &str = "switchyard.sqlite";
+/// Events the live view keeps for a watcher that fell behind.
+pub const LIVE_BUFFER: usize = 1024;
 
 /// Segment's snippet (5.x), loading from `origin` for `write_key`.
 pub fn snippet(write_key: &str, origin: &str) -> String {
@@ -131,6 +133,7 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
         delivery: engine,
         metrics: Default::default(),
         metrics_public: config.metrics_public,
+        live: tokio::sync::broadcast::channel(LIVE_BUFFER).0,
         catalog,
         artifacts: Arc::new(artifacts),
         admin_token: admin_token.into(),

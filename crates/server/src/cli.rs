@@ -101,6 +101,7 @@ pub async fn state(store: &StoreConfig) -> anyhow::Result<AppState> {
         delivery,
         metrics: Default::default(),
         metrics_public: false,
+        live: tokio::sync::broadcast::channel(1).0,
         catalog,
         artifacts: std::sync::Arc::new(Err(switchyard_bundler::BundleError::Template)),
         admin_token: "".into(),

@@ -21,6 +21,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether `/metrics` may be read without the admin token.
     pub metrics_public: bool,
+    /// Each accepted event as `(source id, stored JSON)`, for the admin's
+    /// live view; sent only while someone watches.
+    pub live: tokio::sync::broadcast::Sender<Arc<(String, String)>>,
     pub catalog: Arc<Catalog>,
     /// The built browser library, or why it is not available.
     pub artifacts: Arc<Result<Artifacts, BundleError>>,

@@ -365,3 +365,91 @@ async fn metrics_count_accepted_and_refused_tracking_requests() {
         assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn the_live_view_streams_each_event_with_its_routing() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let t = TestApp::new().await;
+    let hook = webhook(&t).await;
+    let device = connection(
+        &t,
+        "mixpanel",
+        "device",
+        json!({"token": "0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    let other = t.source_named("Other").await;
+
+    let request = Request::get(["/api/sources/", &t.source.id, "/live"].concat())
+        .header("authorization", ["Bearer ", TOKEN].concat())
+        .body(Body::empty())
+        .unwrap();
+    let response = t.app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+
+    // Another source's event is not this view's; then two of this one's.
+    let r = t
+        .send(
+            Request::post("/v1/track")
+                .header("authorization", common::basic(&other.write_key))
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"userId":"u","event":"Elsewhere"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.track(
+        "/v1/track",
+        r#"{"userId":"u","event":"Bundled","_metadata":{"bundled":["Mixpanel"]}}"#,
+    )
+    .await;
+    t.track(
+        "/v1/track",
+        r#"{"userId":"u","event":"Not for the webhook","integrations":{"Webhook":false}}"#,
+    )
+    .await;
+
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while text.matches("event: event").count() < 2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let frame = tokio::time::timeout(left, body.frame())
+            .await
+            .expect("the live view sent nothing in time")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert_eq!(events[0]["event"]["event"], "Bundled");
+    let route = |e: &Value, id: &str| {
+        e["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["connection_id"] == json!(id))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(route(&events[0], &device)["decision"], "browser");
+    assert_eq!(route(&events[0], &hook)["decision"], "server");
+    assert_eq!(events[1]["event"]["event"], "Not for the webhook");
+    assert_eq!(route(&events[1], &hook)["decision"], "skipped");
+    assert_eq!(route(&events[1], &hook)["reason"], "integrations_off");
+    assert_eq!(route(&events[1], &device)["decision"], "skipped");
+
+    let r = t.admin_get("/api/sources/src_nope/live").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["error"].as_str().unwrap().contains("no source"));
+}

@@ -23,6 +23,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             get(get_source).patch(rename_source).delete(delete_source),
         )
         .route("/sources/{id}/rotate-key", post(rotate_key))
+        .route("/sources/{id}/live", get(super::live::live))
         .route(
             "/sources/{id}/connections",
             get(list_connections).post(add_connection),

@@ -2,6 +2,7 @@ pub(crate) mod admin;
 pub(crate) mod bundle;
 pub(crate) mod delivery;
 pub(crate) mod demo;
+pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod tracking;
 pub(crate) mod ui;

@@ -1,6 +1,8 @@
 //! The tracking API: `POST /v1/{identify,track,page,screen,group,alias,batch}`
 //! and the browser's short forms `/v1/{i,t,p,s,g,a,b}`.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -152,7 +154,18 @@ async fn accept(
         })
         .collect();
     let count = events.len() as u64;
+    let watched: Vec<_> = if state.live.receiver_count() > 0 {
+        events
+            .iter()
+            .map(|e| Arc::new((e.source_id.clone(), e.json.clone())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let new = state.events.append(events).await?;
+    for event in watched {
+        let _ = state.live.send(event);
+    }
     state.metrics.accepted(count, new as u64);
     Ok(())
 }

@@ -82,6 +82,7 @@ impl TestApp {
             delivery,
             metrics: Default::default(),
             metrics_public: false,
+            live: tokio::sync::broadcast::channel(64).0,
             catalog,
             artifacts: Arc::new(Ok(artifacts())),
             admin_token: TOKEN.into(),
