@@ -404,29 +404,53 @@ impl Engine {
         from: String,
         to: String,
     ) -> Result<Replay, DeliveryError> {
-        self.connection_parts(&connection)?;
-        for (what, t) in [("from", &from), ("to", &to)] {
+        let replay = self.new_replay(&connection, &from, &to)?;
+        let engine = self.clone();
+        let started = replay.clone();
+        tokio::spawn(async move { worker::replay(engine, connection, started).await });
+        Ok(replay)
+    }
+
+    /// [`Engine::replay`], waiting for it to end: the replay as it ended.
+    pub async fn replay_now(
+        &self,
+        connection: Connection,
+        from: String,
+        to: String,
+    ) -> Result<Replay, DeliveryError> {
+        let replay = self.new_replay(&connection, &from, &to)?;
+        let id = replay.id.clone();
+        worker::replay(self.clone(), connection, replay).await;
+        self.replay_status(&id)
+            .ok_or_else(|| DeliveryError::NotFound(format!("replay {id}")))
+    }
+
+    fn new_replay(
+        &self,
+        connection: &Connection,
+        from: &str,
+        to: &str,
+    ) -> Result<Replay, DeliveryError> {
+        self.connection_parts(connection)?;
+        for (what, t) in [("from", from), ("to", to)] {
             if chrono::DateTime::parse_from_rfc3339(t).is_err() {
                 return Err(DeliveryError::Invalid(format!(
                     "`{what}` must be an RFC 3339 date and time, e.g. 2026-12-01T00:00:00Z"
                 )));
             }
         }
-        let (from, to) = (normal_time(&from), normal_time(&to));
+        let (from, to) = (normal_time(from), normal_time(to));
         if from > to {
             return Err(DeliveryError::Invalid("`from` is after `to`".into()));
         }
         let replay = Replay {
-            id: format!("rpl_{}", rand::random::<u64>()),
+            id: format!("rpl_{:016x}", rand::random::<u64>()),
             connection_id: connection.id.clone(),
             from,
             to,
             ..Replay::default()
         };
         self.set_replay(replay.clone());
-        let engine = self.clone();
-        let started = replay.clone();
-        tokio::spawn(async move { worker::replay(engine, connection, started).await });
         Ok(replay)
     }
 
@@ -467,16 +491,44 @@ impl Engine {
         connection: Connection,
         ids: Option<Vec<i64>>,
     ) -> Result<usize, DeliveryError> {
-        self.connection_parts(&connection)?;
+        let letters = self.dead_letters_of(&connection, ids).await?;
+        let n = letters.len();
+        let engine = self.clone();
+        tokio::spawn(async move { worker::retry_dead_letters(engine, connection, letters).await });
+        Ok(n)
+    }
+
+    /// [`Engine::retry_dead_letters`], waiting for it to end; returns how
+    /// many were sent and how many are dead letters still.
+    pub async fn retry_dead_letters_now(
+        &self,
+        connection: Connection,
+        ids: Option<Vec<i64>>,
+    ) -> Result<(usize, i64), DeliveryError> {
+        let letters = self.dead_letters_of(&connection, ids).await?;
+        let n = letters.len();
+        worker::retry_dead_letters(self.clone(), connection.clone(), letters).await;
+        let left = self
+            .inner
+            .deps
+            .store
+            .dead_letter_count(&connection.id)
+            .await?;
+        Ok((n, left))
+    }
+
+    async fn dead_letters_of(
+        &self,
+        connection: &Connection,
+        ids: Option<Vec<i64>>,
+    ) -> Result<Vec<switchyard_store::DeadLetter>, DeliveryError> {
+        self.connection_parts(connection)?;
         let store = &self.inner.deps.store;
         let mut letters = store.dead_letters(&connection.id, 100_000).await?;
         if let Some(ids) = &ids {
             letters.retain(|d| ids.contains(&d.id));
         }
-        let n = letters.len();
-        let engine = self.clone();
-        tokio::spawn(async move { worker::retry_dead_letters(engine, connection, letters).await });
-        Ok(n)
+        Ok(letters)
     }
 }
 

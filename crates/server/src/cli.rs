@@ -12,7 +12,7 @@ use switchyard_catalog::{Catalog, Definition, SettingType};
 
 use crate::AppState;
 use crate::boot;
-use crate::config::StoreConfig;
+use crate::config::{DeliveryConfig, StoreConfig};
 use crate::service::{AddConnection, Admin, ConnectionView, SourceView, UpdateConnection};
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +69,46 @@ pub enum ConnectionsCommand {
     Remove { id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// A cloud connection's delivery: cursor, events behind, dead letters.
+    Status { connection: String },
+    /// List a connection's dead letters, oldest first.
+    DeadLetters {
+        connection: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send dead letters again (all, or those given with --id), now.
+    Retry {
+        connection: String,
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
+    /// Discard dead letters (all, or those given with --id).
+    Discard {
+        connection: String,
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
+    /// Re-send the events received in a time range (RFC 3339), now.
+    Replay {
+        connection: String,
+        #[arg(long)]
+        from: String,
+        /// Now when absent.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Send one event (a sample Order Completed, or --event JSON) now and
+    /// show each request and the vendor's answer.
+    Test {
+        connection: String,
+        #[arg(long)]
+        event: Option<String>,
+    },
+}
+
 /// Output either as JSON or as lines for people.
 pub struct Output {
     pub json: bool,
@@ -88,12 +128,171 @@ impl Output {
     }
 }
 
+/// `switchyard deliveries ...`: cloud delivery's durable state, and the
+/// operations that send (retry, replay, test), run here until they end.
+pub async fn deliveries(
+    state: &AppState,
+    cmd: DeliveriesCommand,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let admin = Admin::new(state);
+    let ids = |ids: Vec<i64>| (!ids.is_empty()).then_some(ids);
+    match cmd {
+        DeliveriesCommand::Status { connection } => {
+            let c = admin.cloud_connection(&connection).await?;
+            let o = state.delivery.overview(&c).await?;
+            let status = serde_json::json!({
+                "connection_id": o.connection_id,
+                "enabled": c.enabled,
+                "cursor": o.cursor,
+                "lag": o.lag,
+                "dead_letters": o.dead_letters,
+            });
+            out.emit(&status, |t| {
+                t.push_str(&format!(
+                    "{}  {}  {}  cursor {}  {} event(s) behind  {} dead letter(s)\n",
+                    c.id,
+                    c.destination,
+                    if c.enabled { "enabled" } else { "disabled" },
+                    o.cursor.map_or("none".into(), |c| c.to_string()),
+                    o.lag,
+                    o.dead_letters
+                ));
+                t.push_str("  (delivery counts and latency: GET /api/connections/{id}/delivery on the running server)\n");
+            })
+        }
+        DeliveriesCommand::DeadLetters { connection, limit } => {
+            admin.connection_stored(&connection).await?;
+            if !(1..=100_000).contains(&limit) {
+                bail!("--limit must be from 1 to 100000");
+            }
+            let letters = state
+                .delivery_store
+                .dead_letters(&connection, limit)
+                .await?;
+            let rows: Vec<Value> = letters
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "id": d.id, "message_id": d.message_id, "reason": d.reason,
+                        "attempts": d.attempts, "failed_at": d.failed_at,
+                        "event": serde_json::from_str::<Value>(&d.event).unwrap_or(Value::Null),
+                        "request": d.request, "response": d.response,
+                    })
+                })
+                .collect();
+            out.emit(&rows, |t| {
+                if letters.is_empty() {
+                    t.push_str("no dead letters\n");
+                }
+                for d in &letters {
+                    t.push_str(&format!(
+                        "{}  {}  {}  {} attempt(s)  {}\n",
+                        d.id, d.failed_at, d.message_id, d.attempts, d.reason
+                    ));
+                }
+            })
+        }
+        DeliveriesCommand::Retry {
+            connection,
+            ids: given,
+        } => {
+            let c = admin.cloud_connection(&connection).await?;
+            let (sent, left) = state.delivery.retry_dead_letters_now(c, ids(given)).await?;
+            let result = serde_json::json!({"retried": sent, "dead_letters": left});
+            out.emit(&result, |t| {
+                t.push_str(&format!("retried {sent} dead letter(s); {left} left\n"))
+            })
+        }
+        DeliveriesCommand::Discard {
+            connection,
+            ids: given,
+        } => {
+            admin.connection_stored(&connection).await?;
+            let given = ids(given);
+            let n = state
+                .delivery_store
+                .remove_dead_letters(&connection, given.as_deref())
+                .await?;
+            let result = serde_json::json!({"discarded": n});
+            out.emit(&result, |t| t.push_str(&format!("discarded {n}\n")))
+        }
+        DeliveriesCommand::Replay {
+            connection,
+            from,
+            to,
+        } => {
+            let c = admin.cloud_connection(&connection).await?;
+            let to = to.unwrap_or_else(|| {
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            });
+            let r = state.delivery.replay_now(c, from, to).await?;
+            out.emit(&r, |t| {
+                t.push_str(&format!(
+                    "replayed {} to {}: {} read, {} delivered, {} filtered, {} dead-lettered{}\n",
+                    r.from,
+                    r.to,
+                    r.read,
+                    r.delivered,
+                    r.filtered,
+                    r.dead_lettered,
+                    r.error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" ({e})"))
+                ))
+            })?;
+            if r.error.is_some() {
+                bail!("the replay stopped");
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Test { connection, event } => {
+            let c = admin.cloud_connection(&connection).await?;
+            let event: Value = match event {
+                Some(text) => serde_json::from_str(&text).context("--event is not JSON")?,
+                None => crate::routes::delivery::sample(),
+            };
+            if !event.is_object() {
+                bail!(
+                    "--event is not an object: give one Segment event, e.g. {{\"type\":\"track\",\"event\":\"A\",\"userId\":\"u\"}}"
+                );
+            }
+            let text = serde_json::json!({"batch": [event]}).to_string();
+            let mut batch = switchyard_spec::parse_batch(text.as_bytes(), chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("--event: {e}"))?;
+            let normalized = batch.events.pop().context("--event is empty")?;
+            let event: Value = serde_json::from_str(&normalized.json)?;
+            let report = state.delivery.test_event(&c, event).await?;
+            out.emit(&report, |t| {
+                if let Some(why) = &report.skipped {
+                    t.push_str(&format!("not sent: {why}\n"));
+                }
+                for x in &report.exchanges {
+                    t.push_str(&format!("{}\n{}\n", x.outcome, x.request));
+                    if let Some(r) = &x.response {
+                        t.push_str(&format!("{r}\n"));
+                    }
+                }
+            })
+        }
+    }
+}
+
 /// Opens the instance for an admin command: storage and catalog, no
 /// server, no admin token needed (access to the data is the permission).
 pub async fn state(store: &StoreConfig) -> anyhow::Result<AppState> {
+    state_with(store, &DeliveryConfig::default()).await
+}
+
+/// [`state`], with delivery as `config` says (the `deliveries` commands
+/// send, so they follow the operator's outbound allow-list and timeouts).
+pub async fn state_with(store: &StoreConfig, config: &DeliveryConfig) -> anyhow::Result<AppState> {
     let stores = boot::open_stores(store).await?;
     let catalog = std::sync::Arc::new(boot::catalog()?);
-    let delivery = boot::delivery(&stores, catalog.clone(), Default::default())?;
+    let engine = config
+        .engine()
+        .map_err(|e| anyhow::anyhow!("delivery settings: {e}"))?;
+    let delivery = boot::delivery(&stores, catalog.clone(), engine)?;
     Ok(AppState {
         config: stores.config,
         events: stores.events,

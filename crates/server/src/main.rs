@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard_server::boot;
-use switchyard_server::cli::{self, ConnectionsCommand, Output, SourcesCommand};
-use switchyard_server::config::{ServeConfig, StoreConfig};
+use switchyard_server::cli::{self, ConnectionsCommand, DeliveriesCommand, Output, SourcesCommand};
+use switchyard_server::config::{DeliveryConfig, ServeConfig, StoreConfig};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,18 @@ enum Command {
         command: ConnectionsCommand,
         #[command(flatten)]
         store: StoreConfig,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Cloud delivery: status, dead letters, retries, replays, a test event.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        delivery: DeliveryConfig,
         /// Print JSON.
         #[arg(long, global = true)]
         json: bool,
@@ -101,6 +113,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let state = cli::state(&store).await?;
             cli::connections(&state, command, &Output { json }).await
+        }
+        Command::Deliveries {
+            command,
+            store,
+            delivery,
+            json,
+        } => {
+            let state = cli::state_with(&store, &delivery).await?;
+            cli::deliveries(&state, command, &Output { json }).await
         }
     }
 }

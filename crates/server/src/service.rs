@@ -331,6 +331,27 @@ impl<'a> Admin<'a> {
         Ok(())
     }
 
+    /// A connection the server delivers to when enabled (in an available
+    /// cloud mode), or a 422 saying it is not one.
+    pub async fn cloud_connection(&self, id: &str) -> Result<Connection, AppError> {
+        let c = self.connection_row(id).await?;
+        let cloud = self
+            .definition(&c.destination)
+            .is_some_and(|def| routing::active_mode(def, &c.mode, true) == Some(Mode::Cloud));
+        if !cloud {
+            return Err(AppError::unprocessable(
+                "mode",
+                "the server delivers only to cloud-mode connections; this one is not",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// A connection as stored, or a 404.
+    pub async fn connection_stored(&self, id: &str) -> Result<Connection, AppError> {
+        self.connection_row(id).await
+    }
+
     /// Whether the server delivers to `c` (enabled, in an available cloud
     /// mode).
     fn delivered(&self, c: &Connection) -> bool {

@@ -948,3 +948,267 @@ fn the_server_sees_what_the_commands_wrote_and_back() {
     );
     assert!(body.contains("Renamed while serving"), "{body}");
 }
+
+/// A local HTTP endpoint standing in for a webhook receiver: answers every
+/// request with the status set in `status`, and keeps each body.
+struct Receiver {
+    port: u16,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, b) = (status.clone(), bodies.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 65536];
+                // Headers, then as much body as Content-Length says.
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(at) = text.find("\r\n\r\n") {
+                        let length = text[..at]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if data.len() >= at + 4 + length {
+                            break Some(
+                                String::from_utf8_lossy(&data[at + 4..at + 4 + length]).to_string(),
+                            );
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                b.lock().unwrap().push(body);
+                let code = s.load(std::sync::atomic::Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        Receiver {
+            port,
+            status,
+            bodies,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+/// Runs `switchyard deliveries ARGS --data DATA --json` with loopback
+/// allowed, which must succeed.
+fn deliveries(data: &Path, args: &[&str]) -> Value {
+    let mut cmd = switchyard(&[("SWITCHYARD_OUTBOUND_ALLOW", "127.0.0.1")]);
+    cmd.arg("deliveries")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--json");
+    let (code, out, err) = outcome(&mut cmd);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
+
+#[test]
+fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let receiver = Receiver::start();
+    let source = new_source(data, "Shop");
+    let url = ["url=", &receiver.url()].concat();
+    let hook = text(
+        &json(
+            data,
+            &[
+                "connections",
+                "add",
+                &source,
+                "webhook",
+                "--set",
+                &url,
+                "--enable",
+            ],
+        ),
+        "id",
+    );
+    let device = new_mixpanel(data, &source);
+
+    let status = deliveries(data, &["status", &hook]);
+    assert_eq!(status["lag"], 0, "{status}");
+    assert_eq!(status["dead_letters"], 0);
+    assert_eq!(status["enabled"], true);
+
+    // The tester sends one event and shows the exchange.
+    let report = deliveries(data, &["test", &hook]);
+    assert_eq!(report["exchanges"][0]["status"], 200, "{report}");
+    assert_eq!(receiver.bodies().len(), 1);
+    assert_eq!(receiver.bodies()[0]["event"], "Order Completed");
+    let mine = r#"{"type":"identify","userId":"u-7","traits":{"plan":"pro"}}"#;
+    deliveries(data, &["test", &hook, "--event", mine]);
+    assert_eq!(receiver.bodies()[1]["traits"]["plan"], "pro");
+    // Without the operator's allowance, loopback is refused.
+    let mut cmd = switchyard(&[]);
+    cmd.args(["deliveries", "test", &hook, "--json", "--data"])
+        .arg(data);
+    let (code, out, _) = outcome(&mut cmd);
+    assert_eq!(code, 0);
+    assert!(out.contains("SWITCHYARD_OUTBOUND_ALLOW"), "{out}");
+    assert_eq!(receiver.bodies().len(), 2, "a request reached loopback");
+
+    // Events in the log and dead letters, as the server would have left them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = switchyard_store::SqliteStore::open(&data.join("switchyard.sqlite")).unwrap();
+    rt.block_on(async {
+        use switchyard_store::{DeliveryStore, EventLog, NewDeadLetter, NewEvent};
+        let event = |id: &str, at: &str| NewEvent {
+            source_id: source.clone(),
+            message_id: id.into(),
+            kind: "track",
+            received_at: at.into(),
+            json: serde_json::json!({"type": "track", "event": "Replayed", "userId": "u", "messageId": id, "receivedAt": at}).to_string(),
+        };
+        store
+            .append(vec![event("old", "2026-01-01T00:00:00.000Z"), event("new", "2026-01-05T00:00:00.000Z")])
+            .await
+            .unwrap();
+        let letter = |id: &str| NewDeadLetter {
+            connection_id: hook.clone(),
+            seq: 1,
+            message_id: id.into(),
+            event: serde_json::json!({"type": "track", "event": "Dead", "userId": "u", "messageId": id}).to_string(),
+            reason: "HTTP 400".into(),
+            request: None,
+            response: None,
+            attempts: 1,
+        };
+        store.add_dead_letters(vec![letter("d1"), letter("d2")]).await.unwrap();
+    });
+    drop(store);
+
+    let listed = deliveries(data, &["dead-letters", &hook]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let first = listed[0]["id"].as_i64().unwrap().to_string();
+    let retried = deliveries(data, &["retry", &hook, "--id", &first]);
+    assert_eq!(
+        retried,
+        serde_json::json!({"retried": 1, "dead_letters": 1})
+    );
+    assert_eq!(receiver.bodies().last().unwrap()["messageId"], "d1");
+    // Refused again: it stays a dead letter, with the new answer.
+    receiver
+        .status
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    let retried = deliveries(data, &["retry", &hook]);
+    assert_eq!(
+        retried,
+        serde_json::json!({"retried": 1, "dead_letters": 1})
+    );
+    receiver
+        .status
+        .store(200, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        deliveries(data, &["discard", &hook]),
+        serde_json::json!({"discarded": 1})
+    );
+    assert_eq!(deliveries(data, &["status", &hook])["dead_letters"], 0);
+
+    let before = receiver.bodies().len();
+    let replay = deliveries(data, &["replay", &hook, "--from", "2026-01-02T00:00:00Z"]);
+    assert_eq!(
+        (
+            replay["read"].clone(),
+            replay["delivered"].clone(),
+            replay["done"].clone()
+        ),
+        (1.into(), 1.into(), true.into()),
+        "{replay}"
+    );
+    assert_eq!(receiver.bodies().len(), before + 1);
+    assert_eq!(receiver.bodies().last().unwrap()["messageId"], "new");
+
+    // Bad input: a clear message, exit status 1, nothing sent.
+    let sent = receiver.bodies().len();
+    for (args, says) in [
+        (vec!["deliveries", "status", "con_nope"], "no connection"),
+        (vec!["deliveries", "test", &device], "cloud-mode"),
+        (vec!["deliveries", "retry", &device], "cloud-mode"),
+        (
+            vec!["deliveries", "replay", &hook, "--from", "yesterday"],
+            "RFC 3339",
+        ),
+        (
+            vec![
+                "deliveries",
+                "replay",
+                &hook,
+                "--from",
+                "2026-02-01T00:00:00Z",
+                "--to",
+                "2026-01-01T00:00:00Z",
+            ],
+            "after",
+        ),
+        (
+            vec!["deliveries", "test", &hook, "--event", "{"],
+            "not JSON",
+        ),
+        (
+            vec![
+                "deliveries",
+                "test",
+                &hook,
+                "--event",
+                r#"{"type":"track","event":"A"}"#,
+            ],
+            "userId",
+        ),
+        (
+            vec!["deliveries", "test", &hook, "--event", "[1]"],
+            "not an object",
+        ),
+        (
+            vec!["deliveries", "dead-letters", &hook, "--limit", "0"],
+            "--limit",
+        ),
+        (
+            vec!["deliveries", "discard", "con_\u{202e}\u{7}"],
+            "no connection",
+        ),
+    ] {
+        let err = fails(data, &args, 1);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(receiver.bodies().len(), sent);
+}

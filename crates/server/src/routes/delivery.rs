@@ -9,11 +9,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_catalog::{Mode, routing};
 use switchyard_delivery::{Failure, Overview, Replay, TestReport};
 use switchyard_store::Connection;
 
 use crate::extract::{Json, OptionalJson};
+use crate::service::Admin;
 use crate::{AppError, AppState};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -28,28 +28,11 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn connection(state: &AppState, id: &str) -> Result<Connection, AppError> {
-    state
-        .config
-        .connection(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(["no connection ", id].concat()))
+    Admin::new(state).connection_stored(id).await
 }
 
-/// The connection, if the server delivers to it (cloud mode); a 422
-/// otherwise, naming why.
 async fn cloud_connection(state: &AppState, id: &str) -> Result<Connection, AppError> {
-    let c = connection(state, id).await?;
-    let cloud = state
-        .catalog
-        .get(&c.destination)
-        .is_some_and(|def| routing::active_mode(def, &c.mode, true) == Some(Mode::Cloud));
-    if !cloud {
-        return Err(AppError::unprocessable(
-            "mode",
-            "the server delivers only to cloud-mode connections; this one is not",
-        ));
-    }
-    Ok(c)
+    Admin::new(state).cloud_connection(id).await
 }
 
 async fn overview(
@@ -156,7 +139,7 @@ struct TestBody {
 }
 
 /// A sample event for the tester, in Segment's wire format.
-fn sample() -> Value {
+pub(crate) fn sample() -> Value {
     json!({
         "type": "track",
         "event": "Order Completed",
