@@ -815,24 +815,26 @@ fn human_output_is_readable() {
     assert!(out.contains("Mixpanel (mixpanel)"), "{out}");
     assert!(out.contains(&["token = ", TOKEN].concat()), "{out}");
     assert!(!out.contains("warning:"), "{out}");
-    // Crisp's device mode has no adapter yet: the listing says so.
+    // Intercom's cloud mode has no forwarder yet: the listing says so.
     json(
         data,
         &[
             "connections",
             "add",
             &shop_id,
-            "crisp",
+            "intercom",
             "--mode",
-            "device",
+            "cloud",
             "--set",
-            "websiteId=6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e",
+            "appId=abc123",
+            "--set",
+            "accessToken=tok-intercom",
         ],
     );
     let (code, out, err) = run(data, &["connections", "list", &shop_id]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("warning: Device mode of Crisp is not available yet"),
+        out.contains("warning: Cloud mode of Intercom is not available yet"),
         "{out}"
     );
 
@@ -1211,4 +1213,135 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert_eq!(receiver.bodies().len(), sent);
+}
+
+/// A request with a JSON body, as a script would send it.
+fn send_json(url: &str, auth: (&str, &str), body: &Value) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let req = reqwest::Client::new().post(url).json(body);
+        let req = match auth {
+            ("bearer", token) => req.bearer_auth(token),
+            (_, write_key) => req.basic_auth(write_key, Some("")),
+        };
+        match req.timeout(Duration::from_secs(5)).send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+#[test]
+fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data_dir.as_str()),
+        ("SWITCHYARD_ADMIN_TOKEN", "crash-test-token"),
+        ("SWITCHYARD_OUTBOUND_ALLOW", "127.0.0.1"),
+        ("SWITCHYARD_BACKOFF_MIN_MS", "50"),
+        ("SWITCHYARD_BACKOFF_MAX_MS", "500"),
+    ];
+    let first = serve(&env);
+    let write_key = after(&first.lines, "write key:").unwrap().to_string();
+    let (status, sources) = get(
+        &[&first.origin, "/api/sources"].concat(),
+        Some("crash-test-token"),
+    );
+    assert_eq!(status, 200);
+    let source: Value = serde_json::from_str(&sources).unwrap();
+    let source_id = source[0]["id"].as_str().unwrap().to_string();
+    let receivers = [Receiver::start(), Receiver::start()];
+    for (i, r) in receivers.iter().enumerate() {
+        let settings = if i == 0 {
+            serde_json::json!({"url": r.url(), "batch": true, "batchSize": 50})
+        } else {
+            serde_json::json!({"url": r.url()})
+        };
+        let (status, body) = send_json(
+            &[&first.origin, "/api/sources/", &source_id, "/connections"].concat(),
+            ("bearer", "crash-test-token"),
+            &serde_json::json!({"destination": "webhook", "mode": "cloud", "enabled": true, "settings": settings}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Load: batches of 20 from one client, each id kept once answered 2xx.
+    let origin = std::sync::Arc::new(std::sync::Mutex::new(first.origin.clone()));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (origin, acked, stop, key) = (
+            origin.clone(),
+            acked.clone(),
+            stop.clone(),
+            write_key.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0;
+            let started = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                let ids: Vec<String> = (0..20).map(|i| format!("crash-{n}-{i}")).collect();
+                n += 1;
+                let batch: Vec<Value> = ids
+                    .iter()
+                    .map(|id| serde_json::json!({"type": "track", "event": "Load", "userId": "u", "messageId": id}))
+                    .collect();
+                let url = [origin.lock().unwrap().as_str(), "/v1/batch"].concat();
+                let (status, _) =
+                    send_json(&url, ("basic", &key), &serde_json::json!({"batch": batch}));
+                if status == 200 {
+                    acked.lock().unwrap().extend(ids);
+                }
+            }
+        })
+    };
+    let wait_acked = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acked.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "the load did not get going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_acked(400);
+    drop(first); // SIGKILL, mid-load.
+    let before_restart = acked.lock().unwrap().len();
+    let second = serve(&env);
+    *origin.lock().unwrap() = second.origin.clone();
+    wait_acked(before_restart + 400);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    load.join().unwrap();
+
+    let acked: std::collections::BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert!(acked.len() >= 800);
+    for (i, r) in receivers.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: std::collections::BTreeSet<String> = r
+                .bodies()
+                .iter()
+                .flat_map(|b| match b {
+                    Value::Array(items) => items.clone(),
+                    other => vec![other.clone()],
+                })
+                .filter_map(|e| e["messageId"].as_str().map(str::to_string))
+                .collect();
+            let missing = acked.difference(&got).count();
+            if missing == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "destination {i}: {missing} acknowledged events never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(second);
 }
