@@ -1,4 +1,8 @@
-//! The event mapping for device mode (`mapping.rs`), cases in `testdata/`.
+//! Intercom: the event mapping for device mode (`mapping.rs`, cases in
+//! `testdata/`), its adapter (`device.rs`), and cloud mode's forwarder to
+//! Intercom's REST API (`cloud.rs`, cases in `testdata/cloud/`).
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod device;
 pub mod mapping;

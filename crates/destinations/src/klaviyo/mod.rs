@@ -1,4 +1,9 @@
-//! The event mapping for device mode (`mapping.rs`), cases in `testdata/`.
+//! Klaviyo: the event mapping for device mode (`mapping.rs`, cases in
+//! `testdata/`), its adapter (`device.rs`), and cloud mode's forwarder to
+//! Klaviyo's Events and Profiles APIs (`cloud.rs`, cases in
+//! `testdata/cloud/`).
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod device;
 pub mod mapping;
