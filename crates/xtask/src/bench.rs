@@ -2,7 +2,8 @@
 //! browser library, installs analytics-next from `bench/package-lock.json`
 //! if it is missing, then runs `tests/src/bin/bench-client.rs` (optimised,
 //! like the server it starts), which measures both libraries in headless
-//! Chromium and prints the table.
+//! Chromium and prints the table. `cargo xtask bench-server`: ingest and
+//! cloud delivery, with `wrk` (`tests/src/bin/bench-server.rs`).
 
 use std::path::Path;
 
@@ -26,4 +27,39 @@ pub(crate) fn client(root: &Path, args: &[String]) -> Result<()> {
             ])
             .args(args),
     )
+}
+
+/// `cargo xtask bench-server`: installs `wrk` when missing, builds the
+/// release server, mock-api and `tests/src/bin/bench-server.rs`, and runs
+/// the latter, which prints the table.
+pub(crate) fn server() -> Result<()> {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        crate::setup::apt_install(&["wrk"])?;
+    }
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "switchyard-server",
+        "--package",
+        "switchyard-tests",
+        "--bin",
+        "switchyard",
+        "--bin",
+        "mock-api",
+        "--bin",
+        "bench-server",
+    ]))?;
+    run_cmd(cargo().args([
+        "run",
+        "--release",
+        "--package",
+        "switchyard-tests",
+        "--bin",
+        "bench-server",
+    ]))
 }

@@ -43,15 +43,17 @@ fn main() -> Result<()> {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
         Some("bench-client") => bench::client(&root, &args[1..]),
+        Some("bench-server") => bench::server(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-client [--stable] | size | run [serve flags] | test | bench-client>\n\
+                "usage: cargo xtask <build-client [--stable] | size | run [serve flags] | test | bench-client | bench-server>\n\
                  \n  build-client  build the browser library into bundles/ and print its size\n  \
                  \x20             (--stable: with the stable toolchain, a larger module)\n  \
                  size          print the size report of bundles/\n  \
                  run           set up, build, and start `switchyard serve` with the demo\n  \
                  test          set up, then run every gate and every test\n  \
-                 bench-client  measure the library against analytics-next 1.84.3 side by side"
+                 bench-client  measure the library against analytics-next 1.84.3 side by side\n  \
+                 bench-server  measure ingest and cloud delivery with wrk and print one table"
             );
             std::process::exit(2);
         }

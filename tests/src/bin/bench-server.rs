@@ -1,0 +1,375 @@
+//! `cargo xtask bench-server`: the tracking API's ingest and cloud
+//! delivery on this machine, measured with `wrk` against the release
+//! `switchyard serve` (embedded SQLite, durable appends) and the release
+//! `mock-api` as the healthy destination (a batched webhook). Prints one
+//! table.
+//!
+//! 1. Ingest at full load: `wrk` posts `/v1/batch` bodies of 100 events,
+//!    each with a new messageId, from 32 connections for 10 s.
+//! 2. Ingest at half that load: `wrk` paced to half the requests per
+//!    second, with its latency distribution (p50, p99), while a cloud
+//!    connection (created just before, so it starts at the head) delivers
+//!    every event; its receipt-to-2xx p50/p99 come from its overview.
+//! 3. Delivery throughput: a replay of the full-load phase's events to a
+//!    new connection, timed from start to done.
+//!
+//! The load generator and the server share this machine's cores.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "bench-admin-token";
+const EVENTS_PER_REQUEST: usize = 100;
+const CONNECTIONS: usize = 32;
+const SECONDS: u64 = 10;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program` and returns it with the first `http://` word it prints.
+fn start(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(Process, String)> {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let origin = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .with_context(|| format!("{} printed {line:?}", program.display()))?
+        .to_string();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    Ok((Process(child), origin))
+}
+
+struct Api {
+    origin: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), [&self.origin, "/api", path].concat())
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn webhook(&self, source: &str, url: &str) -> Result<String> {
+        let c = self
+            .call(
+                reqwest::Method::POST,
+                &["/sources/", source, "/connections"].concat(),
+                Some(
+                    json!({"destination": "webhook", "mode": "cloud", "enabled": true,
+                            "settings": {"url": url, "batch": true, "batchSize": 1000}}),
+                ),
+            )
+            .await?;
+        Ok(c["id"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// wrk's script: each request a batch of new events; `rate` (requests a
+/// second, all connections together) paces it when set.
+fn script(write_key: &str, rate: Option<f64>) -> String {
+    let delay = match rate {
+        Some(rate) => format!(
+            "function delay() return math.random(0, {}) end\n",
+            (2000.0 * CONNECTIONS as f64 / rate) as u64
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"
+local counter = 0
+local thread_id = 0
+function setup(thread) thread:set("tid", math.random(1, 1000000000)) end
+function init(args) thread_id = tid end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Basic {auth}"
+{delay}
+function request()
+  counter = counter + 1
+  local parts = {{}}
+  for i = 1, {n} do
+    parts[i] = '{{"type":"track","event":"Bench","userId":"u' .. i .. '","messageId":"b' .. thread_id .. '-' .. counter .. '-' .. i .. '","properties":{{"price":' .. i .. ',"sku":"SKU-' .. i .. '"}}}}'
+  end
+  return wrk.format(nil, "/v1/batch", nil, '{{"batch":[' .. table.concat(parts, ",") .. ']}}')
+end
+"#,
+        auth = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{write_key}:")
+        ),
+        n = EVENTS_PER_REQUEST,
+    )
+}
+
+struct WrkResult {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+/// wrk's time (`1.23ms`, `456.78us`, `1.02s`) in milliseconds.
+fn millis(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (text, 1.0)
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+fn wrk(origin: &str, script_path: &Path) -> Result<WrkResult> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{SECONDS}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script_path)
+        .arg(origin)
+        .output()
+        .context("cannot run wrk (cargo xtask bench-server installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+    };
+    let requests_per_second = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no Requests/sec in {text}"))?;
+    let p50_ms = field("50%").and_then(|v| millis(&v)).context("no p50")?;
+    let p99_ms = field("99%").and_then(|v| millis(&v)).context("no p99")?;
+    let non_2xx = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(WrkResult {
+        requests_per_second,
+        p50_ms,
+        p99_ms,
+        non_2xx,
+    })
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("no directory")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask bench-server`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let (_mock, mock) = start(&sibling("mock-api")?, &[], &[])?;
+    let (_server, origin) = start(
+        &sibling("switchyard")?,
+        &["serve"],
+        &[
+            ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+            ("SWITCHYARD_DATA", data.path().to_str().unwrap_or_default()),
+            ("SWITCHYARD_ADMIN_TOKEN", TOKEN),
+            ("SWITCHYARD_OUTBOUND_ALLOW", "127.0.0.1"),
+            ("RUST_LOG", "error"),
+        ],
+    )?;
+    let api = Api {
+        origin: origin.clone(),
+        http: reqwest::Client::new(),
+    };
+    let source = api
+        .call(
+            reqwest::Method::POST,
+            "/sources",
+            Some(json!({"name": "Bench"})),
+        )
+        .await?;
+    let source_id = source["id"].as_str().unwrap_or_default().to_string();
+    let key = source["write_key"].as_str().unwrap_or_default().to_string();
+    let dir = tempfile::tempdir()?;
+
+    // 1. Full load.
+    let started_at = chrono::Utc::now();
+    let full_script = dir.path().join("full.lua");
+    std::fs::write(&full_script, script(&key, None))?;
+    let full = wrk(&origin, &full_script)?;
+    let ended_at = chrono::Utc::now();
+
+    // 2. Half load, with a healthy destination delivering.
+    let steady = api
+        .webhook(&source_id, &format!("{mock}/cloud/webhook/steady"))
+        .await?;
+    let half_script = dir.path().join("half.lua");
+    std::fs::write(
+        &half_script,
+        script(&key, Some(full.requests_per_second / 2.0)),
+    )?;
+    let half = wrk(&origin, &half_script)?;
+    let overview_path = ["/connections/", &steady, "/delivery"].concat();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let overview = loop {
+        let o = api.call(reqwest::Method::GET, &overview_path, None).await?;
+        if o["lag"] == 0 && o["retrying"] == 0 {
+            break o;
+        }
+        if Instant::now() > deadline {
+            bail!("the steady destination did not catch up: {o}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // 3. Delivery throughput: the full-load events replayed.
+    let replay_to = api
+        .webhook(&source_id, &format!("{mock}/cloud/webhook/replay"))
+        .await?;
+    let t0 = Instant::now();
+    let replay = api
+        .call(
+            reqwest::Method::POST,
+            &["/connections/", &replay_to, "/replays"].concat(),
+            Some(json!({"from": started_at.to_rfc3339(), "to": ended_at.to_rfc3339()})),
+        )
+        .await?;
+    let replay_id = replay["id"].as_str().unwrap_or_default().to_string();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let replayed = loop {
+        let list = api
+            .call(
+                reqwest::Method::GET,
+                &["/connections/", &replay_to, "/replays"].concat(),
+                None,
+            )
+            .await?;
+        let r = list
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["id"] == json!(replay_id)).cloned())
+            .context("the replay is gone")?;
+        if r["done"] == true {
+            break r;
+        }
+        if Instant::now() > deadline {
+            bail!("the replay did not finish: {r}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let replay_seconds = t0.elapsed().as_secs_f64();
+    let delivered = replayed["delivered"].as_f64().unwrap_or(0.0);
+
+    let events_per_request = EVENTS_PER_REQUEST as f64;
+    let ingest = full.requests_per_second * events_per_request;
+    let p = |v: &Value| v.as_u64().map_or("–".to_string(), |n| format!("≤ {n}"));
+    println!();
+    println!(
+        "switchyard server on this machine ({} cores), SQLite, durable appends",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<58} {:>16} {:>18}", "measure", "value", "budget");
+    println!(
+        "{:<58} {:>16.0} {:>18}",
+        "/v1/batch ingest, events/s (100 a request, full load)", ingest, "≥ 50000"
+    );
+    println!(
+        "{:<58} {:>16.0} {:>18}",
+        "  requests/s", full.requests_per_second, ""
+    );
+    println!(
+        "{:<58} {:>16} {:>18}",
+        "  non-2xx answers", full.non_2xx, "0"
+    );
+    println!(
+        "{:<58} {:>16.0} {:>18}",
+        "at half load: events/s",
+        half.requests_per_second * events_per_request,
+        ""
+    );
+    println!(
+        "{:<58} {:>16.2} {:>18}",
+        "  request p50, ms", half.p50_ms, ""
+    );
+    println!(
+        "{:<58} {:>16.2} {:>18}",
+        "  request p99, ms", half.p99_ms, "≤ 10"
+    );
+    println!(
+        "{:<58} {:>16} {:>18}",
+        "  receipt → healthy destination's 2xx, p50 ms",
+        p(&overview["last_hour"]["latency_p50_ms"]),
+        ""
+    );
+    println!(
+        "{:<58} {:>16} {:>18}",
+        "  receipt → healthy destination's 2xx, p99 ms",
+        p(&overview["last_hour"]["latency_p99_ms"]),
+        "≤ 1000"
+    );
+    println!(
+        "{:<58} {:>16} {:>18}",
+        "  delivered by the steady connection", overview["last_hour"]["delivered"], ""
+    );
+    println!(
+        "{:<58} {:>16.0} {:>18}",
+        "delivery to a local mock (replay), events/s",
+        delivered / replay_seconds,
+        ""
+    );
+    println!("{:<58} {:>16.0} {:>18}", "  events replayed", delivered, "");
+    println!(
+        "{:<58} {:>16} {:>18}",
+        "peer: RudderStack gateway, requests/s on 2 cores (published)", "~1700", ""
+    );
+    if full.non_2xx > 0 || half.non_2xx > 0 {
+        bail!("the server refused requests under load");
+    }
+    Ok(())
+}
