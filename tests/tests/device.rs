@@ -7,7 +7,7 @@
 //!   APIs through each connection's settings.
 //! - Local stand-ins, also from mock-api, for the vendors whose script has
 //!   no copy here (gtag.js, gtm.js, fbevents.js, Intercom, Hotjar, Klaviyo,
-//!   Customer.io): each records every call made to the vendor's global.
+//!   Customer.io, Crisp): each records every call made to the vendor's global.
 //! - Toggling a destination changes the next bundle, down to the wasm.
 //! - A vendor script that 404s, hangs or throws holds nothing else back.
 
@@ -93,6 +93,9 @@ fn has_call(list: &Value, head: &[Value], parts: &[&str]) -> bool {
     })
 }
 
+/// The website id Crisp's stand-in is given.
+const CRISP_WEBSITE_ID: &str = "6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e";
+
 /// The calls every device test page makes: an identified user who buys,
 /// reads a page and joins a company.
 const CALLS: &str =
@@ -176,6 +179,12 @@ async fn stand_ins_get_each_vendors_calls_as_its_documentation_defines() -> Resu
         json!({"siteId": "cio-site-1", "scriptUrl": standin("customerio.js")}),
     )
     .await?;
+    connect(
+        &server,
+        "crisp",
+        json!({"websiteId": CRISP_WEBSITE_ID, "scriptUrl": standin("l.js")}),
+    )
+    .await?;
 
     let site = Site::start().await?;
     let url = device_page(&site, &server, "standins", "{}", CALLS);
@@ -192,13 +201,16 @@ async fn stand_ins_get_each_vendors_calls_as_its_documentation_defines() -> Resu
             "Hotjar",
             "Klaviyo",
             "Customer.io",
+            "Crisp",
         ],
     )
     .await?;
-    // The vendor calls are made once each destination has the event.
+    // The vendor calls are made once each destination has the event (and
+    // Crisp's chatbox has booted, a moment after its loader).
     browser
         .wait_until(
-            "window.__standin && __standin.cio && __standin.cio.some(function (c) { return c[0] === 'track'; })",
+            "window.__standin && __standin.cio && __standin.cio.some(function (c) { return c[0] === 'track'; }) \
+             && __standin.crisp && __standin.crisp.some(function (c) { return c[1] === 'session:event'; })",
         )
         .await?;
     let s = recorded(&browser).await?;
@@ -369,6 +381,33 @@ async fn stand_ins_get_each_vendors_calls_as_its_documentation_defines() -> Resu
         ),
         "{cio}"
     );
+
+    // Crisp: the website id before its loader, the user's fields and flat
+    // traits as session data, the order as a session event with its flat
+    // properties; page and group are not Crisp's.
+    ensure!(
+        s["crispWebsiteId"] == CRISP_WEBSITE_ID,
+        "l.js saw website id {}",
+        s["crispWebsiteId"]
+    );
+    let crisp = &s["crisp"];
+    let set = |key: &str, value: Value| json!(["set", key, [value]]);
+    let commands = crisp.as_array().context("no Crisp commands")?;
+    for expected in [
+        set("user:email", json!("ada@example.com")),
+        set("user:nickname", json!("Ada")),
+        set(
+            "session:data",
+            json!([["user_id", "user-42"], ["plan", "pro"]]),
+        ),
+        set(
+            "session:event",
+            json!([["Order Completed", {"order_id": "o-42", "revenue": 30, "currency": "EUR"}]]),
+        ),
+    ] {
+        ensure!(commands.contains(&expected), "no {expected} in {crisp}");
+    }
+    ensure!(commands.len() == 4, "other Crisp commands: {crisp}");
 
     let errors = browser.eval("return window.libraryErrors;").await?;
     ensure!(errors == json!([]), "the library reported {errors}");

@@ -11,6 +11,7 @@ type Setup = fn(&Value) -> switchyard_destinations::device::Setup;
 /// Every device adapter, by slug.
 const ADAPTERS: &[(&str, Setup)] = &[
     ("amplitude", amplitude::device::Device::setup),
+    ("crisp", crisp::device::Device::setup),
     ("customerio", customerio::device::Device::setup),
     ("facebook_pixel", facebook_pixel::device::Device::setup),
     (
@@ -80,6 +81,21 @@ fn snippet_globals_carry_the_settings() {
     let (name, value) = &setup.globals[0];
     assert_eq!(*name, "_hjSettings");
     assert!(value.get("hjid") == Some(&Value::Number(3141592.0)));
+
+    let mut settings = required("crisp");
+    settings.set(
+        "websiteId",
+        Value::str("6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e"),
+    );
+    let setup = crisp::device::Device::setup(&settings);
+    assert!(setup.globals[0].0 == "$crisp" && setup.globals[0].1 == Value::Array(Vec::new()));
+    assert!(
+        setup.globals[1]
+            == (
+                "CRISP_WEBSITE_ID",
+                Value::str("6d2b0a4e-1c3f-4b5a-9e8d-7f6a5b4c3d2e")
+            )
+    );
 
     let mut settings = required("customerio");
     settings.set("siteId", Value::str("site-9"));

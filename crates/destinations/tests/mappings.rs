@@ -29,6 +29,7 @@ const MAPPINGS: &[(&str, Settings, Map, Option<Url>)] = &[
         amplitude::mapping::map,
         None,
     ),
+    ("crisp", crisp::mapping::init, crisp::mapping::map, None),
     (
         "customerio",
         customerio::mapping::init,

@@ -815,26 +815,30 @@ fn human_output_is_readable() {
     assert!(out.contains("Mixpanel (mixpanel)"), "{out}");
     assert!(out.contains(&["token = ", TOKEN].concat()), "{out}");
     assert!(!out.contains("warning:"), "{out}");
-    // Intercom's cloud mode has no forwarder yet: the listing says so.
+    // Postgres's cloud mode is not available yet: the listing says so.
     json(
         data,
         &[
             "connections",
             "add",
             &shop_id,
-            "intercom",
+            "postgres",
             "--mode",
             "cloud",
             "--set",
-            "appId=abc123",
+            "host=db.example",
             "--set",
-            "accessToken=tok-intercom",
+            "database=analytics",
+            "--set",
+            "user=switchyard",
+            "--set",
+            "password=pw",
         ],
     );
     let (code, out, err) = run(data, &["connections", "list", &shop_id]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("warning: Cloud mode of Intercom is not available yet"),
+        out.contains("warning: Cloud mode of Postgres is not available yet"),
         "{out}"
     );
 

@@ -409,6 +409,7 @@ async fn warnings_name_unsupported_methods_unavailable_modes_and_duplicates() {
         .json();
     assert_eq!(source["methods"], json!(["screen", "track"]));
 
+    // Crisp takes no screen calls in device mode.
     let crisp = t.connect(json!({"destination": "crisp", "settings": {"websiteId": "8d2a1f4e-3b6c-4d7e-9f0a-1b2c3d4e5f60"}})).await;
     assert_eq!(crisp.status, StatusCode::CREATED, "{}", crisp.text());
     let codes = |c: &Value| -> Vec<String> {
@@ -420,10 +421,22 @@ async fn warnings_name_unsupported_methods_unavailable_modes_and_duplicates() {
             .collect()
     };
     let crisp = crisp.json();
-    assert_eq!(codes(&crisp), ["mode_unavailable", "unsupported_methods"]);
-    let message = crisp["warnings"][1]["message"].as_str().unwrap();
+    assert_eq!(codes(&crisp), ["unsupported_methods"]);
+    let message = crisp["warnings"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("Crisp does not accept screen calls in device mode"),
+        "{message}"
+    );
+    // Postgres's cloud mode is not available yet.
+    let postgres = t
+        .connect(json!({"destination": "postgres", "mode": "cloud", "settings": {"host": "db.example", "database": "analytics", "user": "switchyard", "password": "pw"}}))
+        .await;
+    assert_eq!(postgres.status, StatusCode::CREATED, "{}", postgres.text());
+    let postgres = postgres.json();
+    assert_eq!(codes(&postgres), ["mode_unavailable"]);
+    let message = postgres["warnings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Cloud mode of Postgres is not available yet"),
         "{message}"
     );
 
@@ -449,7 +462,7 @@ async fn warnings_name_unsupported_methods_unavailable_modes_and_duplicates() {
         )
         .await
         .json();
-    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(listed.as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]

@@ -336,8 +336,13 @@ async fn settings_list_enabled_device_destinations_without_their_secrets() {
             false,
             r#"{"measurementId":"G-ABC123"}"#,
         ),
-        // Crisp's device mode is not available yet: nothing runs it.
-        connect("crisp", "device", true, r#"{"websiteId":"f0e1d2c3"}"#),
+        // Postgres's cloud mode is not available yet: nothing delivers to it.
+        connect(
+            "postgres",
+            "cloud",
+            true,
+            r#"{"host":"db.example","database":"analytics","user":"switchyard","password":"SECRET-postgres"}"#,
+        ),
     ] {
         t.store.create_connection(c).await.unwrap();
     }

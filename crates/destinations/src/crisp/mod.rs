@@ -1,1 +1,4 @@
-//! A catalog entry: manifest and logo. No mode is implemented yet.
+//! The event mapping for device mode (`mapping.rs`), cases in `testdata/`.
+
+pub mod device;
+pub mod mapping;

@@ -102,14 +102,17 @@ pub(crate) async fn file(root: &Path, relative: &str) -> Response {
 }
 
 /// The stand-in a request path names: its first segment without `.js`,
-/// `hotjar-{id}` as `hotjar`, so the vendors' URL shapes work once their
-/// host is replaced: `/vendor/standin/gtag.js?id=G-1`, `/vendor/standin/gtag/js?id=G-1`,
-/// `/vendor/standin/hotjar-123.js?sv=6`, `/vendor/standin/intercom/{app_id}`.
+/// `hotjar-{id}` as `hotjar` and Crisp's `l.js` as `crisp`, so the vendors'
+/// URL shapes work once their host is replaced: `/vendor/standin/gtag.js?id=G-1`,
+/// `/vendor/standin/gtag/js?id=G-1`, `/vendor/standin/hotjar-123.js?sv=6`,
+/// `/vendor/standin/intercom/{app_id}`, `/vendor/standin/l.js`.
 pub(crate) fn standin_name(rest: &str) -> &str {
     let first = rest.split('/').next().unwrap_or_default();
     let name = first.strip_suffix(".js").unwrap_or(first);
     if name.starts_with("hotjar-") {
         "hotjar"
+    } else if name == "l" {
+        "crisp"
     } else {
         name
     }
@@ -189,6 +192,8 @@ mod tests {
             ("gtm.js", "gtm"),
             ("hotjar-123.js", "hotjar"),
             ("intercom/abc123", "intercom"),
+            ("l.js", "crisp"),
+            ("crisp.js", "crisp"),
             ("fbevents.js", "fbevents"),
             ("", ""),
         ] {
