@@ -479,14 +479,14 @@ async fn catalog_entries_and_logos() {
         .json();
     assert_eq!(one["name"], "Intercom");
     assert_eq!(one["recommended"], true);
-    // Device mode has its adapter; cloud mode has no forwarder yet.
+    // Device mode has its adapter, cloud mode its forwarder.
     let available: Vec<(&str, bool)> = one["modes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| (m["mode"].as_str().unwrap(), m["available"] == true))
         .collect();
-    assert_eq!(available, [("device", true), ("cloud", false)]);
+    assert_eq!(available, [("device", true), ("cloud", true)]);
     assert_eq!(
         t.call("GET", "/api/catalog/destinations/nope", None)
             .await

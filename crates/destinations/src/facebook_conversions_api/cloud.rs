@@ -11,8 +11,10 @@
 //!   events older than 7 days), `event_id` (the messageId: the dedupe key,
 //!   which Meta matches with the event name against the browser pixel's
 //!   `eventID`, the same messageId in the Facebook Pixel's device mapping),
-//!   `action_source` `website`, `event_source_url` (the context's page URL,
-//!   or a page's own), `user_data` and `custom_data`.
+//!   `action_source` (`website` when the event has the user agent and the
+//!   page URL Meta requires of website events, else `other`),
+//!   `event_source_url` (the context's page URL, or a page's own),
+//!   `user_data` and `custom_data`.
 //! - Names and `custom_data` are the Facebook Pixel's device mapping
 //!   (`facebook_pixel/mapping.rs`), so both send the same event: page is
 //!   `PageView`; `Order Completed` → `Purchase` (`value`, `currency`,
@@ -31,10 +33,10 @@
 //!   it is); `client_ip_address` (`context.ip`), `client_user_agent`
 //!   (`context.userAgent`), `fbc` and `fbp` (properties or context) as they
 //!   are. Meta needs at least one of these: an event without is rejected.
-//!   Meta also asks website events for the user agent and page URL, which
-//!   server libraries do not collect; an event without is still sent (Meta
-//!   takes it, but may not use it for ad delivery), so set
-//!   `context.userAgent` and `context.page.url` from the browser's request.
+//!   Meta requires website events to carry the user agent and page URL,
+//!   which server libraries do not collect: such an event goes as `other`
+//!   (set `context.userAgent` and `context.page.url` from the browser's
+//!   request to have it count as a website event).
 //!
 //! Left out: app events (`action_source` `app` with `app_data`), Limited
 //! Data Use (`data_processing_options`), `opt_out`.
@@ -183,7 +185,7 @@ fn server_event(event: &Json, mapping_settings: &Value) -> Result<Json, Refusal>
     let mut out = Map::new();
     out.insert("event_name".into(), json!(name));
     out.insert("event_time".into(), json!(millis.div_euclid(1000)));
-    out.insert("action_source".into(), json!("website"));
+    let ua = context_text(event, "/context/userAgent").is_some();
     let event_id = match call.args.get(3) {
         Some(options) => options.get("eventID").filter(|id| !id.is_null()),
         None => None,
@@ -198,6 +200,10 @@ fn server_event(event: &Json, mapping_settings: &Value) -> Result<Json, Refusal>
             None
         }
     });
+    // Meta requires the user agent and page URL of a `website` event; one
+    // without them (a server library's) is sent as `other`.
+    let source = if ua && url.is_some() { "website" } else { "other" };
+    out.insert("action_source".into(), json!(source));
     if let Some(url) = url {
         out.insert("event_source_url".into(), json!(url));
     }

@@ -202,7 +202,9 @@ fn track(event: &Json, metadata: Map<String, Json>) -> Result<Json, Refusal> {
     } else if let Some(email) = email(event) {
         body["email"] = json!(email);
     } else {
-        return Err(Refusal::Reject(
+        // An anonymous visitor's event has no user in Intercom to go to:
+        // not this destination's, as Segment's Intercom skips it too.
+        return Err(Refusal::Skip(
             "Intercom finds an event's user by userId or email, and this event has neither"
                 .to_string(),
         ));
