@@ -225,16 +225,18 @@ _cio.identify({id: 'u1'});
 !function(){if(!window.klaviyo){window._klOnsite=window._klOnsite||[];try{window.klaviyo=new Proxy({},{get:function(n,i){return"push"===i?function(){var n;(n=window._klOnsite).push.apply(n,arguments)}:function(){for(var n=arguments.length,o=new Array(n),w=0;w<n;w++)o[w]=arguments[w];var t="function"==typeof o[o.length-1]?o.pop():void 0,e=new Promise((function(n){window._klOnsite.push([i].concat(o,[function(i){t&&t(i),n(i)}]))}));return e}}})}catch(n){window.klaviyo=window.klaviyo||[],window.klaviyo.push=function(){var n;(n=window._klOnsite).push.apply(n,arguments)}}}}();
 klaviyo.push(['identify', {email: 'a@example.com'}]);
 var _learnq = _learnq || []; _learnq.push(['track', 'Legacy', {}]);
-var waiting = 7;
+window.$crisp = []; window.CRISP_WEBSITE_ID = 'W1';
+$crisp.push(['set', 'user:email', ['a@example.com']]);
+var waiting = 8;
 function loaded() {
   if (--waiting) return;
   gtag('event', 'purchase', {value: 1}); fbq('track', 'Purchase', {value: 1});
   Intercom('update', {email: 'x'}); hj('event', 'later'); _cio.track('Later', {a: 1});
-  klaviyo.push(['track', 'Later', {}]);
+  klaviyo.push(['track', 'Later', {}]); $crisp.push(['set', 'session:event', [[['Later']]]]);
   window.standinsDone = true;
 }
 ['gtag.js?id=G-1', 'gtm.js?id=GTM-1', 'fbevents.js', 'intercom/abc', 'hotjar-123.js?sv=6',
- 'klaviyo.js?company_id=PK1'].forEach(function (p) { load(MOCK + '/vendor/standin/' + p).onload = loaded; });
+ 'klaviyo.js?company_id=PK1', 'l.js'].forEach(function (p) { load(MOCK + '/vendor/standin/' + p).onload = loaded; });
 load(MOCK + '/vendor/standin/customerio.js', {id: 'cio-tracker', 'data-site-id': 'SITE1'}).onload = loaded;
 "#;
 
@@ -249,6 +251,10 @@ async fn standins_take_over_their_stubs_and_record_every_call() -> Result<()> {
         .goto(&site.page("standins", &page(&script)))
         .await?;
     browser.wait_until("window.standinsDone === true").await?;
+    // Crisp's chatbox boots a moment after its loader, as the real one does.
+    browser
+        .wait_until("window.$crisp.__standin === true")
+        .await?;
     let s = browser.eval("return window.__standin").await?;
     browser.close().await?;
 
@@ -287,13 +293,21 @@ async fn standins_take_over_their_stubs_and_record_every_call() -> Result<()> {
         json!([["identify", {"email": "a@example.com"}], ["track", "Later", {}]])
     );
     assert_eq!(s["learnq"], json!([["track", "Legacy", {}]]));
+    assert_eq!(s["crispWebsiteId"], "W1");
+    assert_eq!(
+        s["crisp"],
+        json!([
+            ["set", "user:email", ["a@example.com"]],
+            ["set", "session:event", [[["Later"]]]]
+        ])
+    );
     let names: Vec<&Value> = s["loads"]
         .as_array()
         .context("loads")?
         .iter()
         .map(|l| &l["name"])
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
     Ok(())
 }
 

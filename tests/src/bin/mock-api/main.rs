@@ -25,8 +25,40 @@
 //! - `GET /vendor/requests[?vendor=mixpanel|amplitude|posthog|script]`:
 //!   every request recorded there, oldest first; `DELETE` forgets them.
 //!
+//! For cloud mode it stands in for the vendors' server-to-server APIs
+//! (`cloud.rs`), each under `/cloud/{vendor}/` (`{vendor}` the destination
+//! slug: `webhook`, `slack`, `mixpanel`, `amplitude`, `posthog`,
+//! `google_analytics_4`, `facebook_conversions_api`, `customerio`,
+//! `klaviyo`, `intercom`), so a connection's base URL is
+//! `{origin}/cloud/{vendor}` and the vendor's own path follows; each answers
+//! as its vendor documents (success bodies, auth and validation errors,
+//! limits).
+//!
+//! - `GET /cloud/requests[?vendor=..]`: every request, oldest first, as
+//!   `{vendor, method, path, endpoint (the vendor's own path), query,
+//!   headers (lowercase names), body (JSON when it parses, else text),
+//!   status, switch, at_ms}` (`status` null while it is answered, `dropped`
+//!   when a switch closed the connection); `DELETE` forgets them, and
+//!   their counted keys.
+//! - `GET /cloud/keys[?vendor=..]`: `{"<dedupe key>": count}`, each event
+//!   the vendor took counted by its dedupe key (Mixpanel `$insert_id` with
+//!   name, distinct_id and second, Amplitude `insert_id`, PostHog `uuid`,
+//!   Meta `event_id`, Customer.io `id`, Klaviyo `unique_id`, the webhook
+//!   `messageId`, GA4 `client_id/name/timestamp_micros or index`, Intercom
+//!   `event_name/created_at/user`; an item without one by its JSON, Slack's
+//!   by its body), to check that every event arrived exactly once.
+//! - `POST /cloud/control` `{"vendor", "mode": "ok" | "down" | "slow" |
+//!   "status", "status", "retry_after", "delay_ms", "times", "drop"}`:
+//!   `down` answers 503 (closes the connection with `"drop": true`), `slow`
+//!   answers normally `delay_ms` late, `status` answers that status in the
+//!   vendor's shape (a 429 as the vendor documents it), `Retry-After` when
+//!   given, for the next `times` requests (all when left out); `ok` resets.
+//!   What a switch answers is recorded but not counted in the keys.
+//!   `GET /cloud/control` shows the switches that are on.
+//!
 //! Prints its origin on the first line of stdout and serves until killed.
 
+mod cloud;
 mod scripts;
 mod vendor;
 
@@ -166,7 +198,8 @@ fn app(vendor_dir: PathBuf) -> Router {
         .route("/vendor/requests", get(vendor::list).delete(vendor::clear))
         .route("/vendor/npm/{*path}", get(scripts::npm))
         .route("/vendor/standin/{*path}", get(scripts::standin))
-        .route("/vendor/hostile/{*path}", get(scripts::hostile));
+        .route("/vendor/hostile/{*path}", get(scripts::hostile))
+        .merge(cloud::router());
     for name in vendor::VENDORS {
         let state = state.clone();
         app = app.route(
