@@ -102,9 +102,10 @@ impl Api {
     }
 }
 
-/// wrk's script: each request a batch of new events; `rate` (requests a
-/// second, all connections together) paces it when set.
-fn script(write_key: &str, rate: Option<f64>) -> String {
+/// wrk's script: each request a batch of new events (messageIds unique
+/// within the `run`); `rate` (requests a second, all connections
+/// together) paces it when set.
+fn script(write_key: &str, run: &str, rate: Option<f64>) -> String {
     let delay = match rate {
         Some(rate) => format!(
             "function delay() return math.random(0, {}) end\n",
@@ -126,7 +127,7 @@ function request()
   counter = counter + 1
   local parts = {{}}
   for i = 1, {n} do
-    parts[i] = '{{"type":"track","event":"Bench","userId":"u' .. i .. '","messageId":"b' .. thread_id .. '-' .. counter .. '-' .. i .. '","properties":{{"price":' .. i .. ',"sku":"SKU-' .. i .. '"}}}}'
+    parts[i] = '{{"type":"track","event":"Bench","userId":"u' .. i .. '","messageId":"{run}-' .. thread_id .. '-' .. counter .. '-' .. i .. '","properties":{{"price":' .. i .. ',"sku":"SKU-' .. i .. '"}}}}'
   end
   return wrk.format(nil, "/v1/batch", nil, '{{"batch":[' .. table.concat(parts, ",") .. ']}}')
 end
@@ -136,6 +137,7 @@ end
             format!("{write_key}:")
         ),
         n = EVENTS_PER_REQUEST,
+        run = run,
     )
 }
 
@@ -242,7 +244,7 @@ async fn main() -> Result<()> {
     // 1. Full load.
     let started_at = chrono::Utc::now();
     let full_script = dir.path().join("full.lua");
-    std::fs::write(&full_script, script(&key, None))?;
+    std::fs::write(&full_script, script(&key, "full", None))?;
     let full = wrk(&origin, &full_script)?;
     let ended_at = chrono::Utc::now();
 
@@ -253,14 +255,16 @@ async fn main() -> Result<()> {
     let half_script = dir.path().join("half.lua");
     std::fs::write(
         &half_script,
-        script(&key, Some(full.requests_per_second / 2.0)),
+        script(&key, "half", Some(full.requests_per_second / 2.0)),
     )?;
     let half = wrk(&origin, &half_script)?;
     let overview_path = ["/connections/", &steady, "/delivery"].concat();
+    // Every request of the half-load run carried new events: the steady
+    // connection must see them all.
     let deadline = Instant::now() + Duration::from_secs(120);
     let overview = loop {
         let o = api.call(reqwest::Method::GET, &overview_path, None).await?;
-        if o["lag"] == 0 && o["retrying"] == 0 {
+        if o["lag"] == 0 && o["retrying"] == 0 && o["last_hour"]["received"].as_u64() > Some(0) {
             break o;
         }
         if Instant::now() > deadline {
