@@ -673,7 +673,7 @@
     points.forEach(function (p) { max = Math.max(max, p.delivered, p.failed); });
     var w = 6, gap = 2, half = 50;
     var root = svg("svg", { id: "delivery-chart", viewBox: "0 0 " + points.length * (w + gap) + " " + (2 * half + 2),
-      width: "100%", height: "120", role: "img", "aria-label": "Delivered and failed events per minute, last hour" });
+      width: "100%", height: "120", preserveAspectRatio: "none", role: "img", "aria-label": "Delivered and failed events per minute, last hour" });
     points.forEach(function (p, i) {
       var x = i * (w + gap), up = Math.round(p.delivered / max * half), down = Math.round(p.failed / max * half);
       var title = p.minute + ": " + p.delivered + " delivered, " + p.failed + " failed";
