@@ -6,29 +6,6 @@ use switchyard_catalog::Mode;
 use switchyard_destinations::device::{Adapter, Value};
 use switchyard_destinations::*;
 
-type Setup = fn(&Value) -> switchyard_destinations::device::Setup;
-
-/// Every device adapter, by slug.
-const ADAPTERS: &[(&str, Setup)] = &[
-    ("amplitude", amplitude::device::Device::setup),
-    ("crisp", crisp::device::Device::setup),
-    ("customerio", customerio::device::Device::setup),
-    ("facebook_pixel", facebook_pixel::device::Device::setup),
-    (
-        "google_analytics_4",
-        google_analytics_4::device::Device::setup,
-    ),
-    (
-        "google_tag_manager",
-        google_tag_manager::device::Device::setup,
-    ),
-    ("hotjar", hotjar::device::Device::setup),
-    ("intercom", intercom::device::Device::setup),
-    ("klaviyo", klaviyo::device::Device::setup),
-    ("mixpanel", mixpanel::device::Device::setup),
-    ("posthog", posthog::device::Device::setup),
-];
-
 /// The destination's required settings, each with a plausible value.
 fn required(slug: &str) -> Value {
     let catalog = catalog().unwrap();
@@ -50,14 +27,15 @@ fn every_available_device_mode_has_an_adapter_and_no_other() {
         .map(|d| d.slug.as_str())
         .collect();
     available.sort();
-    let adapters: Vec<&str> = ADAPTERS.iter().map(|(slug, _)| *slug).collect();
+    let adapters: Vec<&str> = ADAPTERS.iter().map(|a| a.slug).collect();
     assert_eq!(available, adapters);
 }
 
 #[test]
 fn the_vendor_script_is_the_catalog_url_by_default_and_the_setting_when_set() {
     let catalog = catalog().unwrap();
-    for (slug, setup) in ADAPTERS {
+    for adapter in ADAPTERS {
+        let (slug, setup) = (&adapter.slug, adapter.setup);
         let def = catalog.get(slug).unwrap();
         let vendor = def.script_url.as_deref().unwrap();
         let url = setup(&required(slug)).script.url;

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! with a call as `{"function": "mixpanel.track", "args": [...]}`. A case's
-//! `settings` replace the file's; `script_url` is checked where the
-//! destination has one.
+//! `settings` replace the file's; `script_url`, where given, is the URL of
+//! the adapter's script tag. The destinations come from the registry
+//! (`ADAPTERS`).
 
 use std::path::Path;
 
@@ -16,75 +17,6 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value as Json, json};
 use switchyard_destinations::device::{Call, Value};
 use switchyard_destinations::*;
-
-type Settings = fn(&Value) -> Vec<Call>;
-type Map = fn(&Value, &Value) -> Vec<Call>;
-type Url = fn(&Value) -> String;
-
-/// Every destination with a mapping: `(slug, init, map, script_url)`.
-const MAPPINGS: &[(&str, Settings, Map, Option<Url>)] = &[
-    (
-        "amplitude",
-        amplitude::mapping::init,
-        amplitude::mapping::map,
-        None,
-    ),
-    ("crisp", crisp::mapping::init, crisp::mapping::map, None),
-    (
-        "customerio",
-        customerio::mapping::init,
-        customerio::mapping::map,
-        None,
-    ),
-    (
-        "facebook_pixel",
-        facebook_pixel::mapping::init,
-        facebook_pixel::mapping::map,
-        None,
-    ),
-    (
-        "google_analytics_4",
-        google_analytics_4::mapping::init,
-        google_analytics_4::mapping::map,
-        Some(google_analytics_4::mapping::script_url),
-    ),
-    (
-        "google_tag_manager",
-        google_tag_manager::mapping::init,
-        google_tag_manager::mapping::map,
-        Some(google_tag_manager::mapping::script_url),
-    ),
-    (
-        "hotjar",
-        hotjar::mapping::init,
-        hotjar::mapping::map,
-        Some(hotjar::mapping::script_url),
-    ),
-    (
-        "intercom",
-        intercom::mapping::init,
-        intercom::mapping::map,
-        Some(intercom::mapping::script_url),
-    ),
-    (
-        "klaviyo",
-        klaviyo::mapping::init,
-        klaviyo::mapping::map,
-        Some(klaviyo::mapping::script_url),
-    ),
-    (
-        "mixpanel",
-        mixpanel::mapping::init,
-        mixpanel::mapping::map,
-        None,
-    ),
-    (
-        "posthog",
-        posthog::mapping::init,
-        posthog::mapping::map,
-        None,
-    ),
-];
 
 /// Our `Value`, deserialized straight from the case file, so objects keep
 /// their keys in file order.
@@ -182,7 +114,8 @@ fn check(what: &str, expected: Option<&Value>, actual: &[Call]) {
 fn every_mapping_matches_its_cases() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut cases = 0;
-    for (slug, init, map, script_url) in MAPPINGS {
+    for adapter in ADAPTERS {
+        let (slug, init, map) = (adapter.slug, adapter.init, adapter.map);
         let dir = src.join(slug).join("testdata");
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{slug}: no testdata: {e}"))
@@ -204,13 +137,12 @@ fn every_mapping_matches_its_cases() {
                     &init(&settings),
                 );
             }
-            match (data.get("script_url").and_then(Value::as_str), script_url) {
-                (Some(expected), Some(url)) => {
-                    assert_eq!(url(&settings), expected, "{slug}/{name}")
-                }
-                (None, None) => {}
-                (Some(_), None) => panic!("{slug}/{name}: script_url given, none implemented"),
-                (None, Some(_)) => panic!("{slug}/{name}: script_url implemented, none given"),
+            if let Some(expected) = data.get("script_url").and_then(Value::as_str) {
+                assert_eq!(
+                    (adapter.setup)(&settings).script.url,
+                    expected,
+                    "{slug}/{name}"
+                );
             }
             for case in data.get("cases").map(Value::as_array).unwrap_or_default() {
                 let case_name = case.get("name").and_then(Value::as_str).unwrap();
@@ -226,9 +158,10 @@ fn every_mapping_matches_its_cases() {
             }
         }
     }
-    assert!(cases >= MAPPINGS.len() * 5, "only {cases} cases");
+    assert!(cases >= ADAPTERS.len() * 5, "only {cases} cases");
 }
-/// Every folder with a `mapping.rs` is in [`MAPPINGS`], so its cases run.
+/// Every folder with a `mapping.rs` has its adapter in the registry's
+/// [`ADAPTERS`], so its cases run.
 #[test]
 fn every_mapping_is_checked() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -239,6 +172,6 @@ fn every_mapping_is_checked() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     with_mapping.sort();
-    let listed: Vec<_> = MAPPINGS.iter().map(|m| m.0.to_owned()).collect();
+    let listed: Vec<_> = ADAPTERS.iter().map(|a| a.slug.to_owned()).collect();
     assert_eq!(with_mapping, listed);
 }
