@@ -253,7 +253,28 @@ pub(crate) struct Sender<'a> {
 /// The work was stopped (the connection was disabled or removed).
 pub(crate) struct Stopped;
 
-impl Sender<'_> {
+impl<'a> Sender<'a> {
+    pub fn new(
+        inner: &'a Inner,
+        connection_id: &'a str,
+        (def, forwarder): (&Definition, &'static dyn Forwarder),
+        settings: &'a Settings,
+        stats: &'a ConnectionStats,
+        stop: Option<&'a watch::Receiver<bool>>,
+    ) -> Sender<'a> {
+        Sender {
+            inner,
+            connection_id,
+            forwarder,
+            settings,
+            limits: forwarder.limits(settings),
+            secrets: secrets(def, settings),
+            stats,
+            stop,
+            last_request: None,
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.stop.is_some_and(|s| *s.borrow())
     }
@@ -599,17 +620,15 @@ impl Worker {
                     Err(skip) => stats.filtered(skip.as_str(), 1),
                 }
             }
-            let mut sender = Sender {
-                inner: &inner,
-                connection_id: &id,
-                forwarder,
-                settings: &settings,
-                limits,
-                secrets: secrets(def, &settings),
-                stats: &stats,
-                stop: Some(&self.stop),
-                last_request,
-            };
+            let mut sender = Sender::new(
+                &inner,
+                &id,
+                (def, forwarder),
+                &settings,
+                &stats,
+                Some(&self.stop),
+            );
+            sender.last_request = last_request;
             let mut stopped = false;
             let batches = batches(routed, limits);
             let mut done_seq = cursor;
@@ -668,17 +687,14 @@ pub(crate) async fn replay(engine: Engine, connection: Connection, mut progress:
     let settings = settings_of(&connection);
     let limits = forwarder.limits(&settings);
     let stats = engine.stats_of(&connection.id);
-    let mut sender = Sender {
-        inner: &inner,
-        connection_id: &connection.id,
-        forwarder,
-        settings: &settings,
-        limits,
-        secrets: secrets(def, &settings),
-        stats: &stats,
-        stop: None,
-        last_request: None,
-    };
+    let mut sender = Sender::new(
+        &inner,
+        &connection.id,
+        (def, forwarder),
+        &settings,
+        &stats,
+        None,
+    );
     let result: Result<(), String> = async {
         let mut at = deps
             .log
@@ -758,17 +774,14 @@ pub(crate) async fn retry_dead_letters(
     let settings = settings_of(&connection);
     let limits = forwarder.limits(&settings);
     let stats = engine.stats_of(&connection.id);
-    let mut sender = Sender {
-        inner: &inner,
-        connection_id: &connection.id,
-        forwarder,
-        settings: &settings,
-        limits,
-        secrets: secrets(def, &settings),
-        stats: &stats,
-        stop: None,
-        last_request: None,
-    };
+    let mut sender = Sender::new(
+        &inner,
+        &connection.id,
+        (def, forwarder),
+        &settings,
+        &stats,
+        None,
+    );
     for chunk in letters.chunks(limits.max_events.max(1)) {
         let pending: Vec<Pending> = chunk
             .iter()

@@ -279,6 +279,46 @@ pub fn to_value(json: &Json) -> Value {
     }
 }
 
+/// The event as device mode's [`Value`] for its mapping, numeric user and
+/// anonymous ids (some server libraries send them) as their text, as the
+/// browser would have them.
+pub fn event_value(event: &Json) -> Value {
+    let mut event = event.clone();
+    for key in ["userId", "anonymousId"] {
+        if let Some(Json::Number(n)) = event.get(key) {
+            event[key] = json!(n.to_string());
+        }
+    }
+    to_value(&event)
+}
+
+/// The events analytics.js's classic integrations make of a screen call,
+/// as `Event::viewed_page_events` of a page: `Viewed {category} Screen`,
+/// then `Viewed {category} {name} Screen` (or `Viewed {name} Screen`).
+pub fn viewed_screen_events(event: &Json) -> Vec<String> {
+    let field = |key: &str| {
+        text(event, key).or_else(|| {
+            event
+                .get("properties")
+                .and_then(|p| p.get(key))
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+    };
+    let (category, name) = (field("category"), field("name"));
+    let mut names = Vec::new();
+    if let Some(category) = &category {
+        names.push(format!("Viewed {category} Screen"));
+    }
+    match (&category, &name) {
+        (Some(category), Some(name)) => names.push(format!("Viewed {category} {name} Screen")),
+        (None, Some(name)) => names.push(format!("Viewed {name} Screen")),
+        _ => {}
+    }
+    names
+}
+
 /// The settings as device mode's [`Value`].
 pub fn settings_value(settings: &Settings) -> Value {
     to_value(&Json::Object(settings.clone()))

@@ -31,7 +31,7 @@
 
 use std::time::Duration;
 
-use crate::cloud::{
+use crate::cloud::{viewed_screen_events, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
     event_millis, json, setting, settings_value, standard, text, to_json, to_value,
 };
@@ -312,31 +312,6 @@ fn identify_sets(call: &Call) -> Vec<(String, Json)> {
         .collect()
 }
 
-/// `Viewed {category} Screen` and `Viewed {category} {name} Screen` (or
-/// `Viewed {name} Screen`), as page calls are named.
-fn viewed_screen_events(event: &Json) -> Vec<String> {
-    let field = |key: &str| {
-        text(event, key).or_else(|| {
-            event
-                .get("properties")
-                .and_then(|p| p.get(key))
-                .and_then(Json::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        })
-    };
-    let (category, name) = (field("category"), field("name"));
-    let mut names = Vec::new();
-    if let Some(category) = &category {
-        names.push(format!("Viewed {category} Screen"));
-    }
-    match (&category, &name) {
-        (Some(category), Some(name)) => names.push(format!("Viewed {category} {name} Screen")),
-        (None, Some(name)) => names.push(format!("Viewed {name} Screen")),
-        _ => {}
-    }
-    names
-}
 
 /// A call's argument as JSON, `null` when absent.
 fn arg(call: &Call, at: usize) -> Json {

@@ -45,7 +45,7 @@
 //! `meta.errors`) and 401 fail; 429 (after `Retry-After`) and 5xx are
 //! retried.
 
-use crate::cloud::{
+use crate::cloud::{event_value, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
     basic_auth, event_millis, failed, json, object, setting, settings_value, standard, text,
     to_json, to_value,
@@ -193,7 +193,7 @@ fn part(event: &Json, mapping_settings: &Value) -> Result<Part, Refusal> {
         (None, None) => None,
     };
     let seconds = event_millis(event).map(|ms| ms.div_euclid(1000));
-    let calls = super::mapping::map(&mapped(event), mapping_settings);
+    let calls = super::mapping::map(&event_value(event), mapping_settings);
     let arg = |function: &str, n: usize| {
         calls
             .iter()
@@ -430,17 +430,6 @@ fn is_ulid(id: &str) -> bool {
             .all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()))
 }
 
-/// The event as the device mapping reads it, a numeric userId or
-/// anonymousId as its decimal text (the mapping takes text ids only).
-fn mapped(event: &Json) -> Value {
-    let mut event = event.clone();
-    for key in ["userId", "anonymousId"] {
-        if let Some(Json::Number(n)) = event.get(key) {
-            event[key] = json!(n.to_string());
-        }
-    }
-    to_value(&event)
-}
 
 #[cfg(test)]
 mod tests {

@@ -42,9 +42,9 @@
 
 use std::time::Duration;
 
-use crate::cloud::{
+use crate::cloud::{event_value, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
-    event_millis, failed, json, setting, settings_value, standard, text, to_json, to_value,
+    event_millis, failed, json, setting, settings_value, standard, text, to_json,
 };
 use crate::device::Value;
 
@@ -158,7 +158,7 @@ fn reset_in(value: &str) -> Option<Duration> {
 /// The path and body of the request an event becomes.
 fn body(event: &Json, mapping_settings: &Value) -> Result<(&'static str, Json), Refusal> {
     let kind = event.get("type").and_then(Json::as_str).unwrap_or_default();
-    let calls = super::mapping::map(&mapped(event), mapping_settings);
+    let calls = super::mapping::map(&event_value(event), mapping_settings);
     // The mapping's `Intercom(method, argument…)`, as JSON.
     let args: Vec<Json> = calls
         .iter()
@@ -310,17 +310,6 @@ fn is_flat(value: &Json) -> bool {
     matches!(value, Json::String(_) | Json::Number(_) | Json::Bool(_))
 }
 
-/// The event as the device mapping reads it, a numeric userId or
-/// anonymousId as its decimal text (the mapping takes text ids only).
-fn mapped(event: &Json) -> Value {
-    let mut event = event.clone();
-    for key in ["userId", "anonymousId"] {
-        if let Some(Json::Number(n)) = event.get(key) {
-            event[key] = json!(n.to_string());
-        }
-    }
-    to_value(&event)
-}
 
 #[cfg(test)]
 mod tests {

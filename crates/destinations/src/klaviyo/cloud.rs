@@ -32,9 +32,9 @@
 //! Profiles) are asynchronous jobs whose items can fail after the answer,
 //! so they are not used.
 
-use crate::cloud::{
+use crate::cloud::{event_value, 
     Built, Forwarder, Json, Limits, Map, Request, Settings, base_url, json, setting,
-    settings_value, text, to_json, to_value, unix_millis,
+    settings_value, text, to_json, unix_millis,
 };
 use crate::device::Value;
 
@@ -123,7 +123,7 @@ fn body(event: &Json, mapping_settings: &Value) -> Result<(&'static str, Json), 
         )));
     }
     // The mapping's one call: `klaviyo.push([command, …])`.
-    let command: Vec<Json> = super::mapping::map(&mapped(event), mapping_settings)
+    let command: Vec<Json> = super::mapping::map(&event_value(event), mapping_settings)
         .first()
         .and_then(|c| c.args.first())
         .map(to_json)
@@ -272,14 +272,3 @@ fn identify(command: &[Json]) -> Result<Json, Refusal> {
     Ok(json!({ "data": { "type": "profile", "attributes": attributes } }))
 }
 
-/// The event as the device mapping reads it, a numeric userId or
-/// anonymousId as its decimal text (the mapping takes text ids only).
-fn mapped(event: &Json) -> Value {
-    let mut event = event.clone();
-    for key in ["userId", "anonymousId"] {
-        if let Some(Json::Number(n)) = event.get(key) {
-            event[key] = json!(n.to_string());
-        }
-    }
-    to_value(&event)
-}

@@ -34,7 +34,7 @@
 //! ID Merge, Mixpanel's default, any event carrying both ids links them)
 //! and a group with traits does not also set the user's profile.
 
-use crate::cloud::{
+use crate::cloud::{viewed_screen_events, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
     basic_auth, event_millis, failed, json, setting, settings_value, sha256_hex, standard, text,
     to_json, to_value,
@@ -424,33 +424,6 @@ fn insert_id(event: &Json) -> String {
     }
 }
 
-/// `Viewed {category} Screen` and `Viewed {category} {name} Screen` (or
-/// `Viewed {name} Screen`), as page calls are named.
-fn viewed_screen_events(event: &Json) -> Vec<String> {
-    let field = |key: &str| {
-        text(event, key).or_else(|| {
-            event
-                .get("properties")
-                .and_then(|p| p.get(key))
-                .and_then(Json::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        })
-    };
-    let (category, name) = (field("category"), field("name"));
-    let mut names = Vec::new();
-    if let Some(category) = &category {
-        names.push(format!("Viewed {category} Screen"));
-    }
-    match (&category, &name) {
-        (Some(category), Some(name)) => {
-            names.push(format!("Viewed {category} {name} Screen"))
-        }
-        (None, Some(name)) => names.push(format!("Viewed {name} Screen")),
-        _ => {}
-    }
-    names
-}
 
 /// A call's argument as JSON, `null` when absent.
 fn arg(call: &Call, at: usize) -> Json {
