@@ -300,16 +300,10 @@ async fn analytics_next_built_into_a_site_loads_switchyard_settings_and_sends_ev
     browser.close().await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn standalone_analytics_next_pointed_at_switchyard_sends_every_call_unchanged() -> Result<()>
-{
-    let server = Server::start().await?;
-    let site = Site::start().await?;
-    enable_mixpanel(&server).await?;
-
-    // Segment's snippet stub, pointed at Switchyard; the standalone script
-    // (what Segment's CDN serves) from the page itself, with no option.
-    let head = [
+/// Segment's snippet stub, pointed at Switchyard; the standalone script
+/// (what Segment's CDN serves) from the page itself, with no option.
+fn standalone_head(server: &Server) -> Result<String> {
+    Ok([
         WATCH_ERRORS,
         "\n",
         WATCH_CONSOLE,
@@ -331,7 +325,69 @@ async fn standalone_analytics_next_pointed_at_switchyard_sends_every_call_unchan
         "\n</script><script>\n",
         &umd_file("standalone.js")?,
     ]
-    .concat();
+    .concat())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_next_events_reach_a_cloud_destination_through_switchyard() -> Result<()> {
+    let mock = switchyard_tests::MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
+    let server = Server::start().await?;
+    let site = Site::start().await?;
+    server
+        .api_post(
+            &["/sources/", &server.demo_source_id, "/connections"].concat(),
+            json!({"destination": "webhook", "mode": "cloud", "enabled": true,
+                   "settings": {"url": mock.url("/cloud/webhook/next")}}),
+        )
+        .await?;
+    let url = site.page("shop", &html("Shop", &standalone_head(&server)?));
+    let browser = Browser::start().await?;
+    browser.client.goto(&url).await?;
+    let events = calls_arrived(&server).await?;
+    // analytics-next names the server's destination in each event.
+    for e in &events {
+        ensure!(e["_metadata"]["unbundled"] == json!(["Webhook"]), "{e}");
+    }
+    // The webhook gets each of them as stored, field by field.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got: Value = mock
+            .http
+            .get(mock.url("/cloud/requests?vendor=webhook"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let bodies: Vec<Value> = got
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["body"].clone())
+            .collect();
+        if events.iter().all(|e| bodies.contains(e)) {
+            ensure!(
+                bodies.len() == events.len(),
+                "more than was sent: {bodies:?}"
+            );
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the webhook got {bodies:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.close().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_analytics_next_pointed_at_switchyard_sends_every_call_unchanged() -> Result<()>
+{
+    let server = Server::start().await?;
+    let site = Site::start().await?;
+    enable_mixpanel(&server).await?;
+
+    let head = standalone_head(&server)?;
     let url = site.page("shop", &html("Shop", &head));
     let browser = Browser::start().await?;
     browser.client.goto(&url).await?;
