@@ -30,8 +30,8 @@ pub(crate) fn client(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask bench-server`: installs `wrk` when missing, builds the
-/// release server, mock-api and `tests/src/bin/bench-server.rs`, and runs
-/// the latter, which prints the table.
+/// release server and `tests/src/bin/bench-server.rs`, and runs the
+/// latter, which prints the table.
 pub(crate) fn server() -> Result<()> {
     if std::process::Command::new("wrk")
         .arg("--version")
@@ -49,8 +49,6 @@ pub(crate) fn server() -> Result<()> {
         "switchyard-tests",
         "--bin",
         "switchyard",
-        "--bin",
-        "mock-api",
         "--bin",
         "bench-server",
     ]))?;

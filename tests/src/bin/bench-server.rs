@@ -1,19 +1,22 @@
 //! `cargo xtask bench-server`: the tracking API's ingest and cloud
 //! delivery on this machine, measured with `wrk` against the release
-//! `switchyard serve` (embedded SQLite, durable appends) and the release
-//! `mock-api` as the healthy destination (a batched webhook). Prints one
-//! table.
+//! `switchyard serve` (embedded SQLite, durable appends). The healthy
+//! destination is a batched webhook to a sink in this process that answers
+//! 200 and keeps nothing (so the figure is Switchyard's, not a recorder's).
+//! Prints one table.
 //!
 //! 1. Ingest at full load: `wrk` posts `/v1/batch` bodies of 100 events,
 //!    each with a new messageId, from 32 connections for 10 s.
 //! 2. Ingest at half that load: `wrk` paced to half the requests per
-//!    second, with its latency distribution (p50, p99), while a cloud
-//!    connection (created just before, so it starts at the head) delivers
-//!    every event; its receipt-to-2xx p50/p99 come from its overview.
-//! 3. Delivery throughput: a replay of the full-load phase's events to a
+//!    second, with its latency distribution (p50, p99).
+//! 3. Steady state with a healthy destination: a cloud connection (created
+//!    just before, so it starts at the head) gets every event of a paced
+//!    run at `STEADY_RATE` requests a second; its receipt-to-2xx p50/p99
+//!    come from its overview.
+//! 4. Delivery throughput: a replay of the full-load phase's events to a
 //!    new connection, timed from start to done.
 //!
-//! The load generator and the server share this machine's cores.
+//! The load generator, the sink and the server share this machine's cores.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,6 +30,29 @@ const TOKEN: &str = "bench-admin-token";
 const EVENTS_PER_REQUEST: usize = 100;
 const CONNECTIONS: usize = 32;
 const SECONDS: u64 = 10;
+/// Requests a second (of 100 events) in the steady-state run.
+const STEADY_RATE: f64 = 100.0;
+
+/// A destination that answers 200 at once and counts what it got.
+async fn start_sink() -> Result<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let requests = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((origin, requests))
+}
 
 struct Process(Child);
 
@@ -214,7 +240,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let data = tempfile::tempdir()?;
-    let (_mock, mock) = start(&sibling("mock-api")?, &[], &[])?;
+    let (mock, sink_requests) = start_sink().await?;
     let (_server, origin) = start(
         &sibling("switchyard")?,
         &["serve"],
@@ -248,19 +274,21 @@ async fn main() -> Result<()> {
     let full = wrk(&origin, &full_script)?;
     let ended_at = chrono::Utc::now();
 
-    // 2. Half load, with a healthy destination delivering.
-    let steady = api
-        .webhook(&source_id, &format!("{mock}/cloud/webhook/steady"))
-        .await?;
+    // 2. Half load.
     let half_script = dir.path().join("half.lua");
     std::fs::write(
         &half_script,
         script(&key, "half", Some(full.requests_per_second / 2.0)),
     )?;
     let half = wrk(&origin, &half_script)?;
+
+    // 3. Steady state, with a healthy destination delivering: it must see
+    // every event of the run.
+    let steady = api.webhook(&source_id, &format!("{mock}/steady")).await?;
+    let steady_script = dir.path().join("steady.lua");
+    std::fs::write(&steady_script, script(&key, "steady", Some(STEADY_RATE)))?;
+    let steady_run = wrk(&origin, &steady_script)?;
     let overview_path = ["/connections/", &steady, "/delivery"].concat();
-    // Every request of the half-load run carried new events: the steady
-    // connection must see them all.
     let deadline = Instant::now() + Duration::from_secs(120);
     let overview = loop {
         let o = api.call(reqwest::Method::GET, &overview_path, None).await?;
@@ -273,10 +301,8 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
-    // 3. Delivery throughput: the full-load events replayed.
-    let replay_to = api
-        .webhook(&source_id, &format!("{mock}/cloud/webhook/replay"))
-        .await?;
+    // 4. Delivery throughput: the full-load events replayed.
+    let replay_to = api.webhook(&source_id, &format!("{mock}/replay")).await?;
     let t0 = Instant::now();
     let replay = api
         .call(
@@ -346,6 +372,16 @@ async fn main() -> Result<()> {
         "  request p99, ms", half.p99_ms, "≤ 10"
     );
     println!(
+        "{:<58} {:>16.0} {:>18}",
+        "steady state, one healthy destination: events/s",
+        steady_run.requests_per_second * events_per_request,
+        ""
+    );
+    println!(
+        "{:<58} {:>16.2} {:>18}",
+        "  request p99, ms", steady_run.p99_ms, ""
+    );
+    println!(
         "{:<58} {:>16} {:>18}",
         "  receipt → healthy destination's 2xx, p50 ms",
         p(&overview["last_hour"]["latency_p50_ms"]),
@@ -370,9 +406,15 @@ async fn main() -> Result<()> {
     println!("{:<58} {:>16.0} {:>18}", "  events replayed", delivered, "");
     println!(
         "{:<58} {:>16} {:>18}",
+        "  requests the sink answered, in all",
+        sink_requests.load(std::sync::atomic::Ordering::Relaxed),
+        ""
+    );
+    println!(
+        "{:<58} {:>16} {:>18}",
         "peer: RudderStack gateway, requests/s on 2 cores (published)", "~1700", ""
     );
-    if full.non_2xx > 0 || half.non_2xx > 0 {
+    if full.non_2xx > 0 || half.non_2xx > 0 || steady_run.non_2xx > 0 {
         bail!("the server refused requests under load");
     }
     Ok(())
