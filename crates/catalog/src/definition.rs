@@ -50,22 +50,9 @@ impl Category {
     }
 }
 
-/// A connection mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Device,
-    Cloud,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Device => "device",
-            Mode::Cloud => "cloud",
-        }
-    }
-}
+/// A connection mode: the spec's own type, which connections are stored
+/// with too.
+pub use switchyard_spec::Mode;
 
 /// A call of Segment's spec, as a destination accepts it: the spec's own
 /// type, so the tracking API, the catalog and routing share one.

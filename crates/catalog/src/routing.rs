@@ -37,13 +37,13 @@ impl Skip {
 
 /// The mode a connection is active in: enabled, and its mode one the
 /// destination has and offers (available). `None` means it gets nothing.
-pub fn active_mode(def: &Definition, mode: &str, enabled: bool) -> Option<Mode> {
+pub fn active_mode(def: &Definition, mode: Mode, enabled: bool) -> Option<Mode> {
     if !enabled {
         return None;
     }
     def.modes
         .iter()
-        .find(|m| m.mode.as_str() == mode && m.available)
+        .find(|m| m.mode == mode && m.available)
         .map(|m| m.mode)
 }
 
@@ -188,11 +188,16 @@ mod tests {
     #[test]
     fn only_an_enabled_connection_in_an_available_mode_is_active() {
         let mut def = mixpanel();
-        assert_eq!(active_mode(&def, "cloud", true), Some(Mode::Cloud));
-        assert_eq!(active_mode(&def, "device", true), Some(Mode::Device));
-        assert_eq!(active_mode(&def, "cloud", false), None);
-        assert_eq!(active_mode(&def, "smoke", true), None);
+        assert_eq!(active_mode(&def, Mode::Cloud, true), Some(Mode::Cloud));
+        assert_eq!(active_mode(&def, Mode::Device, true), Some(Mode::Device));
+        assert_eq!(active_mode(&def, Mode::Cloud, false), None);
         def.modes[1].available = false;
-        assert_eq!(active_mode(&def, "cloud", true), None);
+        assert_eq!(active_mode(&def, Mode::Cloud, true), None);
+        def.modes.truncate(1);
+        assert_eq!(
+            active_mode(&def, Mode::Cloud, true),
+            None,
+            "a mode it has not"
+        );
     }
 }

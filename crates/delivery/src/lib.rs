@@ -251,7 +251,7 @@ impl Engine {
                 let Some((def, _)) = cloud_of(&deps.catalog, &c.destination) else {
                     continue;
                 };
-                if routing::active_mode(def, &c.mode, c.enabled) == Some(Mode::Cloud) {
+                if routing::active_mode(def, c.mode, c.enabled) == Some(Mode::Cloud) {
                     active.insert(c.id.clone(), c);
                 }
             }

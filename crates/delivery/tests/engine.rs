@@ -179,7 +179,7 @@ impl World {
             .create_connection(NewConnection {
                 source_id: self.source.clone(),
                 destination: "webhook".into(),
-                mode: "cloud".into(),
+                mode: switchyard_store::Mode::Cloud,
                 enabled: true,
                 settings: settings.to_string(),
             })

@@ -331,7 +331,7 @@ fn connection_lines(c: &ConnectionView, out: &mut String) {
         c.id,
         c.destination_name,
         c.destination,
-        c.mode,
+        c.mode.as_str(),
         if c.enabled { "enabled" } else { "disabled" }
     ));
     for (k, v) in &c.settings {

@@ -44,7 +44,7 @@ pub struct ConnectionView {
     pub source_id: String,
     pub destination: String,
     pub destination_name: String,
-    pub mode: String,
+    pub mode: Mode,
     pub enabled: bool,
     pub settings: Map<String, Value>,
     pub created_at: String,
@@ -264,7 +264,7 @@ impl<'a> Admin<'a> {
             .create_connection(NewConnection {
                 source_id: source_id.to_string(),
                 destination: def.slug.clone(),
-                mode: mode.as_str().to_string(),
+                mode,
                 enabled: req.enabled.unwrap_or(false),
                 settings: Value::Object(settings).to_string(),
             })
@@ -297,7 +297,7 @@ impl<'a> Admin<'a> {
             })?;
             let mode = match req.mode.as_deref() {
                 Some(m) => parse_mode(Some(m), def)?,
-                None => parse_mode(Some(&current.mode), def)?,
+                None => parse_mode(Some(current.mode.as_str()), def)?,
             };
             let mut merged = saved_settings(&current);
             for (key, value) in req.settings.unwrap_or_default() {
@@ -316,7 +316,7 @@ impl<'a> Admin<'a> {
             // dropped rather than refused.
             merged.retain(|k, _| def.settings_for(mode).any(|s| &s.key == k));
             let settings = validate(def, mode, &merged)?;
-            update.mode = Some(mode.as_str().to_string());
+            update.mode = Some(mode);
             update.settings = Some(Value::Object(settings).to_string());
         }
         let updated = self.state.config.update_connection(id, update).await?;
@@ -337,7 +337,7 @@ impl<'a> Admin<'a> {
         let c = self.connection_row(id).await?;
         let cloud = self
             .definition(&c.destination)
-            .is_some_and(|def| routing::active_mode(def, &c.mode, true) == Some(Mode::Cloud));
+            .is_some_and(|def| routing::active_mode(def, c.mode, true) == Some(Mode::Cloud));
         if !cloud {
             return Err(AppError::unprocessable(
                 "mode",
@@ -356,7 +356,7 @@ impl<'a> Admin<'a> {
     /// mode).
     fn delivered(&self, c: &Connection) -> bool {
         self.definition(&c.destination)
-            .is_some_and(|def| routing::active_mode(def, &c.mode, c.enabled) == Some(Mode::Cloud))
+            .is_some_and(|def| routing::active_mode(def, c.mode, c.enabled) == Some(Mode::Cloud))
     }
 
     /// After a change: a connection the server starts delivering to gets
@@ -396,17 +396,17 @@ impl<'a> Admin<'a> {
                         *v = Value::String(SECRET_MASK.to_string());
                     }
                 }
-                match def.modes.iter().find(|m| m.mode.as_str() == c.mode) {
+                match def.modes.iter().find(|m| m.mode == c.mode) {
                     None => warnings.push(Warning {
                         code: "mode_unsupported",
-                        message: [name, " has no ", &c.mode, " mode"].concat(),
+                        message: [name, " has no ", c.mode.as_str(), " mode"].concat(),
                     }),
                     Some(info) => {
                         if !info.available {
                             warnings.push(Warning {
                                 code: "mode_unavailable",
                                 message: [
-                                    &capitalise(&c.mode),
+                                    &capitalise(c.mode.as_str()),
                                     " mode of ",
                                     name,
                                     " is not available yet: events are not delivered to it",
@@ -427,7 +427,7 @@ impl<'a> Admin<'a> {
                                     " does not accept ",
                                     &unsupported.join(", "),
                                     " calls in ",
-                                    &c.mode,
+                                    c.mode.as_str(),
                                     " mode, and this source sends them",
                                 ]
                                 .concat(),
@@ -458,7 +458,7 @@ impl<'a> Admin<'a> {
             source_id: c.source_id.clone(),
             destination: c.destination.clone(),
             destination_name: name.to_string(),
-            mode: c.mode.clone(),
+            mode: c.mode,
             enabled: c.enabled,
             settings,
             created_at: c.created_at.clone(),

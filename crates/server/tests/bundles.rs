@@ -147,7 +147,7 @@ async fn connect(t: &TestApp, source: &Source, slug: &str, mode: Mode, settings:
         .create_connection(NewConnection {
             source_id: source.id.clone(),
             destination: slug.into(),
-            mode: mode.as_str().into(),
+            mode,
             enabled: true,
             settings: settings.to_string(),
         })

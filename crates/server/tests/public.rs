@@ -319,7 +319,7 @@ async fn settings_list_enabled_device_destinations_without_their_secrets() {
     let connect = |destination: &str, mode: &str, enabled: bool, settings: &str| NewConnection {
         source_id: t.source.id.clone(),
         destination: destination.into(),
-        mode: mode.into(),
+        mode: switchyard_store::Mode::from_name(mode).unwrap(),
         enabled,
         settings: settings.into(),
     };

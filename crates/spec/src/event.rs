@@ -59,6 +59,31 @@ impl EventType {
     }
 }
 
+/// A connection mode: the browser calls the vendor's script (device), or
+/// the server delivers to the vendor's API (cloud).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Device,
+    Cloud,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Device, Mode::Cloud];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Device => "device",
+            Mode::Cloud => "cloud",
+        }
+    }
+
+    /// The mode named `device` or `cloud`.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
 /// One event, validated and in its stored form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalized {

@@ -10,7 +10,7 @@ mod event;
 mod time;
 
 pub use error::SpecError;
-pub use event::{Batch, EventType, Normalized, parse_batch, parse_single};
+pub use event::{Batch, EventType, Mode, Normalized, parse_batch, parse_single};
 
 /// Largest accepted event, serialised, in bytes (Segment's limit).
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;

@@ -20,6 +20,7 @@ pub use model::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use switchyard_spec::Mode;
 
 /// The one error type of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,5 @@
+use switchyard_spec::Mode;
+
 /// A website or app that sends events, identified by its write key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -17,8 +19,7 @@ pub struct Connection {
     pub source_id: String,
     /// The destination's catalog slug.
     pub destination: String,
-    /// `device` or `cloud`.
-    pub mode: String,
+    pub mode: Mode,
     pub enabled: bool,
     /// The validated settings, a JSON object (secrets included: the store
     /// holds them; what leaves the server is filtered above it).
@@ -32,7 +33,7 @@ pub struct Connection {
 pub struct NewConnection {
     pub source_id: String,
     pub destination: String,
-    pub mode: String,
+    pub mode: Mode,
     pub enabled: bool,
     pub settings: String,
 }
@@ -40,7 +41,7 @@ pub struct NewConnection {
 /// Changes to a connection; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionUpdate {
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub enabled: Option<bool>,
     pub settings: Option<String>,
 }

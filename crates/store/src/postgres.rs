@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use switchyard_spec::Mode;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
@@ -77,11 +78,14 @@ fn source(row: &Row) -> Source {
 }
 
 fn connection(row: &Row) -> Connection {
+    let mode: String = row.get(3);
     Connection {
         id: row.get(0),
         source_id: row.get(1),
         destination: row.get(2),
-        mode: row.get(3),
+        // Written only from a `Mode`; an unknown name is a connection the
+        // server delivers nothing to, as a device one it has no adapter for.
+        mode: Mode::from_name(&mode).unwrap_or(Mode::Device),
         enabled: row.get(4),
         settings: row.get(5),
         created_at: row.get(6),
@@ -265,7 +269,7 @@ impl ConfigStore for PostgresStore {
         tx.execute(
             "INSERT INTO connections (id, source_id, destination, mode, enabled, settings, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[&conn.id, &conn.source_id, &conn.destination, &conn.mode, &conn.enabled, &conn.settings, &conn.created_at, &conn.updated_at],
+            &[&conn.id, &conn.source_id, &conn.destination, &conn.mode.as_str(), &conn.enabled, &conn.settings, &conn.created_at, &conn.updated_at],
         )
         .await?;
         tx.commit().await?;
@@ -298,7 +302,7 @@ impl ConfigStore for PostgresStore {
         update.apply(&mut conn);
         tx.execute(
             "UPDATE connections SET mode = $2, enabled = $3, settings = $4, updated_at = $5 WHERE id = $1",
-            &[&conn.id, &conn.mode, &conn.enabled, &conn.settings, &conn.updated_at],
+            &[&conn.id, &conn.mode.as_str(), &conn.enabled, &conn.settings, &conn.updated_at],
         )
         .await?;
         bump(&tx, &conn.source_id).await?;

@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection as Db, OptionalExtension, params};
+use switchyard_spec::Mode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{new_id, new_write_key};
@@ -262,11 +263,18 @@ const SOURCE_COLUMNS: &str = "SELECT id, name, write_key, revision, created_at F
 const CONNECTION_COLUMNS: &str = "SELECT id, source_id, destination, mode, enabled, settings, created_at, updated_at FROM connections";
 
 fn connection_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Connection> {
+    let mode: String = row.get(3)?;
     Ok(Connection {
         id: row.get(0)?,
         source_id: row.get(1)?,
         destination: row.get(2)?,
-        mode: row.get(3)?,
+        mode: Mode::from_name(&mode).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown connection mode `{mode}`").into(),
+            )
+        })?,
         enabled: row.get(4)?,
         settings: row.get(5)?,
         created_at: row.get(6)?,
@@ -425,7 +433,7 @@ impl ConfigStore for SqliteStore {
             tx.execute(
                 "INSERT INTO connections (id, source_id, destination, mode, enabled, settings, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![row.id, row.source_id, row.destination, row.mode, row.enabled, row.settings, row.created_at, row.updated_at],
+                params![row.id, row.source_id, row.destination, row.mode.as_str(), row.enabled, row.settings, row.created_at, row.updated_at],
             )?;
             tx.commit()?;
             Ok(())
@@ -464,7 +472,7 @@ impl ConfigStore for SqliteStore {
             update.apply(&mut conn);
             tx.execute(
                 "UPDATE connections SET mode = ?2, enabled = ?3, settings = ?4, updated_at = ?5 WHERE id = ?1",
-                params![conn.id, conn.mode, conn.enabled, conn.settings, conn.updated_at],
+                params![conn.id, conn.mode.as_str(), conn.enabled, conn.settings, conn.updated_at],
             )?;
             bump(&tx, &conn.source_id)?;
             tx.commit()?;

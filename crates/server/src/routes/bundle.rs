@@ -58,7 +58,7 @@ async fn source_bundle(state: &AppState, source: &Source) -> Result<SourceBundle
         let Some(def) = state.catalog.get(&c.destination) else {
             continue;
         };
-        let Some(mode) = routing::active_mode(def, &c.mode, c.enabled) else {
+        let Some(mode) = routing::active_mode(def, c.mode, c.enabled) else {
             continue;
         };
         if mode == Mode::Cloud {

@@ -31,7 +31,7 @@ async fn routes(state: &AppState, source_id: &str, event: &Value) -> Vec<Value> 
         .iter()
         .filter_map(|c| {
             let def = state.catalog.get(&c.destination)?;
-            let (decision, reason) = match routing::active_mode(def, &c.mode, c.enabled) {
+            let (decision, reason) = match routing::active_mode(def, c.mode, c.enabled) {
                 None => ("skipped", Some("not enabled".to_string())),
                 Some(Mode::Device) if bundled.iter().any(|b| *b == def.name) => ("browser", None),
                 Some(Mode::Device) => (

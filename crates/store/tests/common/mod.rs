@@ -10,7 +10,7 @@ fn new_connection(source_id: &str, destination: &str) -> NewConnection {
     NewConnection {
         source_id: source_id.into(),
         destination: destination.into(),
-        mode: "cloud".into(),
+        mode: switchyard_spec::Mode::Cloud,
         enabled: false,
         settings: r#"{"token":"abc"}"#.into(),
     }
@@ -110,12 +110,12 @@ async fn connections(store: &dyn ConfigStore) {
         .await
         .unwrap();
     assert!(enabled.enabled);
-    assert_eq!(enabled.mode, "cloud");
+    assert_eq!(enabled.mode, switchyard_spec::Mode::Cloud);
     let moved = store
         .update_connection(
             &first.id,
             ConnectionUpdate {
-                mode: Some("device".into()),
+                mode: Some(switchyard_spec::Mode::Device),
                 settings: Some("{}".into()),
                 enabled: None,
             },
