@@ -608,16 +608,16 @@ async fn retry_after_is_waited_for_and_a_refused_event_waits_for_its_fixed_setti
     let gap = second["at_ms"].as_i64().unwrap() - first["at_ms"].as_i64().unwrap();
     assert!(gap >= 2000, "retried after {gap} ms");
 
-    // A 4xx (here the wrong path of a mistyped API host) is dead-lettered
-    // at once with the vendor's answer; fixing the setting and retrying
-    // the dead letters delivers them.
-    let wrong = mock.url("/cloud/amplitude/wrong-path");
+    // A 400 (Amplitude refuses user ids shorter than the connection's
+    // minimum id length, set too high here) is dead-lettered at once with
+    // the vendor's answer; fixing the setting and retrying the dead
+    // letters delivers them.
     let amplitude = connect(
         &server,
         &mock,
         &source_id,
         "amplitude",
-        json!({"apiHost": wrong}),
+        json!({"minIdLength": 20}),
     )
     .await?;
     server.track(&key, "track", track("refused-1")).await?;
@@ -631,17 +631,22 @@ async fn retry_after_is_waited_for_and_a_refused_event_waits_for_its_fixed_setti
     let letter = &dead["dead_letters"][0];
     assert_eq!(letter["event"]["messageId"], "refused-1");
     assert!(
-        letter["response"].as_str().unwrap().starts_with("HTTP 404"),
+        letter["response"].as_str().unwrap().starts_with("HTTP 400"),
         "{letter}"
     );
     assert!(
-        letter["request"].as_str().unwrap().contains("/wrong-path"),
+        letter["request"]
+            .as_str()
+            .unwrap()
+            .contains("\"min_id_length\":20"),
         "{letter}"
     );
+    // Refused at once: one attempt, no retry.
+    assert_eq!(letter["attempts"], 1, "{letter}");
     server
         .api_patch(
             &["/connections/", &amplitude].concat(),
-            json!({"settings": {"apiHost": mock.url("/cloud/amplitude")}}),
+            json!({"settings": {"minIdLength": 5}}),
         )
         .await?;
     server
@@ -656,4 +661,72 @@ async fn retry_after_is_waited_for_and_a_refused_event_waits_for_its_fixed_setti
         assert_eq!(keys[id], 1, "{keys}");
     }
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switchyards_own_snippet_sends_once_and_the_server_delivers_to_each_cloud_destination()
+-> Result<()> {
+    let mock = MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
+    let server = Server::start().await?;
+    let site = switchyard_tests::Site::start().await?;
+    let source_id = server.demo_source_id.clone();
+    connect(&server, &mock, &source_id, "webhook", json!({})).await?;
+    connect(&server, &mock, &source_id, "posthog", json!({})).await?;
+    let head = [
+        server.snippet(&server.demo_write_key).as_str(),
+        "\nanalytics.identify('user-0042', {email: 'jane@example.com'});",
+        "\nanalytics.track('Order Completed', {order_id: 'o-9', revenue: 12.5, currency: 'USD'});",
+        "\nanalytics.page('Checkout');",
+    ]
+    .concat();
+    let url = site.page("shop", &switchyard_tests::html("Shop", &head));
+    let browser = switchyard_tests::Browser::start().await?;
+    browser.client.goto(&url).await?;
+    // The snippet's own page call, then the three of the page.
+    server.wait_for_event(|e| e["name"] == "Checkout").await?;
+    let stored: Vec<Value> = server
+        .api(&["/events?limit=100&source=", &source_id].concat())
+        .await?
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    // The browser sent each once and named the server's destinations.
+    for e in &stored {
+        let mut unbundled: Vec<&str> = e["_metadata"]["unbundled"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        unbundled.sort();
+        assert_eq!(unbundled, ["PostHog", "Webhook"], "{e}");
+    }
+    wait_until("both destinations", Duration::from_secs(20), || async {
+        let hooks = get_json(&mock, "/cloud/requests?vendor=webhook").await?;
+        let posthog = get_json(&mock, "/cloud/keys?vendor=posthog").await?;
+        Ok(hooks.as_array().unwrap().len() >= 4 && posthog.as_object().unwrap().len() >= 4)
+    })
+    .await?;
+    let hooks = get_json(&mock, "/cloud/requests?vendor=webhook").await?;
+    let bodies: Vec<Value> = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"].clone())
+        .collect();
+    for e in &stored {
+        assert!(
+            bodies.contains(e),
+            "the webhook did not get {e} as stored: {bodies:?}"
+        );
+    }
+    assert_eq!(bodies.len(), stored.len());
+    // PostHog's uuid is the browser's messageId (a UUID), each once.
+    let keys = get_json(&mock, "/cloud/keys?vendor=posthog").await?;
+    for e in &stored {
+        let id = e["messageId"].as_str().unwrap();
+        assert_eq!(keys[id], 1, "{id}: {keys}");
+    }
+    browser.close().await
 }
