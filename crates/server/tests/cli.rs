@@ -36,10 +36,23 @@ fn switchyard(envs: &[(&str, &str)]) -> Command {
 /// Starts `switchyard serve` and reads its start-up message up to the
 /// line naming the demo page.
 fn serve(envs: &[(&str, &str)]) -> Running {
+    serve_logging(envs, None)
+}
+
+/// [`serve`], all it prints after the start-up message (its log), and its
+/// stderr, appended to the file `log`.
+fn serve_logging(envs: &[(&str, &str)], log: Option<&Path>) -> Running {
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    };
     let mut child = switchyard(envs)
         .arg("serve")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log.map_or(Stdio::null(), |p| open(p).into()))
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
@@ -58,10 +71,19 @@ fn serve(envs: &[(&str, &str)]) -> Running {
         }
     }
     // Keep reading, as a terminal would, so the server never writes to a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let origin = lines[0]
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+    match log {
+        Some(path) => {
+            let mut file = open(path);
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut file));
+        }
+        None => {
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        }
+    }
+    let origin = lines
+        .iter()
+        .find(|l| l.contains("is serving at"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
         .unwrap()
         .to_string();
     Running {
@@ -1249,8 +1271,12 @@ fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() 
         ("SWITCHYARD_OUTBOUND_ALLOW", "127.0.0.1"),
         ("SWITCHYARD_BACKOFF_MIN_MS", "50"),
         ("SWITCHYARD_BACKOFF_MAX_MS", "500"),
+        // Everything logged, to check that no secret is.
+        ("RUST_LOG", "debug"),
     ];
-    let first = serve(&env);
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("serve.log");
+    let first = serve_logging(&env, Some(&log_path));
     let write_key = after(&first.lines, "write key:").unwrap().to_string();
     let (status, sources) = get(
         &[&first.origin, "/api/sources"].concat(),
@@ -1262,7 +1288,7 @@ fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() 
     let receivers = [Receiver::start(), Receiver::start()];
     for (i, r) in receivers.iter().enumerate() {
         let settings = if i == 0 {
-            serde_json::json!({"url": r.url(), "batch": true, "batchSize": 50})
+            serde_json::json!({"url": r.url(), "batch": true, "batchSize": 50, "sharedSecret": "log-secret-5e1f"})
         } else {
             serde_json::json!({"url": r.url()})
         };
@@ -1316,9 +1342,17 @@ fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() 
     wait_acked(400);
     drop(first); // SIGKILL, mid-load.
     let before_restart = acked.lock().unwrap().len();
-    let second = serve(&env);
+    // The first destination refuses for a while: failures are handled (and
+    // would be logged) too.
+    receivers[0]
+        .status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
+    let second = serve_logging(&env, Some(&log_path));
     *origin.lock().unwrap() = second.origin.clone();
     wait_acked(before_restart + 400);
+    receivers[0]
+        .status
+        .store(200, std::sync::atomic::Ordering::SeqCst);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     load.join().unwrap();
 
@@ -1348,4 +1382,17 @@ fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() 
         }
     }
     drop(second);
+    // The secret signed every request the first destination got, and
+    // appears nowhere in what the server logged after its start-up
+    // message (which shows the demo source's write key, as it should).
+    assert!(receivers[0].bodies().len() > 1);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.lines().count() > 20,
+        "the server logged almost nothing: {log}"
+    );
+    for secret in ["log-secret-5e1f", "crash-test-token", write_key.as_str()] {
+        let leak = log.lines().find(|l| l.contains(secret));
+        assert!(leak.is_none(), "{secret} is in the log: {leak:?}");
+    }
 }
