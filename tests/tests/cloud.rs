@@ -102,6 +102,7 @@ analytics.screen({ userId, name: 'Home' });
 analytics.group({ userId, groupId: 'company-42', traits: { name: 'Acme', plan: 'enterprise' } });
 analytics.alias({ userId, previousId: 'node-anon-1' });
 analytics.track({ anonymousId: 'node-anon-2', event: 'Signed Up', properties: { plan: 'free' } });
+analytics.identify({ userId, traits: { email: 'Jane.Doe@Example.com', plan: 'enterprise' } });
 analytics.closeAndFlush({ timeout: 10000 }).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
 "#;
 
@@ -255,14 +256,14 @@ async fn segments_server_libraries_reach_every_cloud_destination_in_its_format()
     )
     .await?;
 
-    // What the server stored: 8 calls from Node.js, 5 from Python.
+    // What the server stored: 9 calls from Node.js, 5 from Python.
     let stored: Vec<Value> = server
         .api(&["/events?limit=1000&source=", &source_id].concat())
         .await?
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(stored.len(), 13, "stored: {stored:?}");
+    assert_eq!(stored.len(), 14, "stored: {stored:?}");
 
     // Every connection handles every event: delivered, or skipped by
     // routing (a call the destination does not take), none dead.
@@ -283,7 +284,7 @@ async fn segments_server_libraries_reach_every_cloud_destination_in_its_format()
                 let handled = t["delivered"].as_u64().unwrap()
                     + filtered
                     + t["dead_lettered"].as_u64().unwrap();
-                Ok(t["received"] == 13 && handled == 13 && o["lag"] == 0 && o["retrying"] == 0)
+                Ok(t["received"] == 14 && handled == 14 && o["lag"] == 0 && o["retrying"] == 0)
             },
         )
         .await?;
@@ -308,7 +309,9 @@ async fn segments_server_libraries_reach_every_cloud_destination_in_its_format()
         assert!(!requests.is_empty(), "{}: nothing arrived", def.slug);
         for r in requests {
             let status = r["status"].as_u64().unwrap();
-            assert!((200..300).contains(&status), "{}: {r}", def.slug);
+            // Intercom's "contact exists", answered by an update (below).
+            let exists = def.slug == "intercom" && status == 409 && r["endpoint"] == "/contacts";
+            assert!((200..300).contains(&status) || exists, "{}: {r}", def.slug);
         }
         let keys = get_json(&mock, &["/cloud/keys?vendor=", &def.slug].concat()).await?;
         let keys = keys.as_object().unwrap();
@@ -342,6 +345,30 @@ async fn segments_server_libraries_reach_every_cloud_destination_in_its_format()
         );
     }
 
+    // Intercom has the contact already at the second identify (409): the
+    // same attributes went as an update of the contact it named.
+    let intercom = get_json(&mock, "/cloud/requests?vendor=intercom").await?;
+    let conflicts = intercom
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 409)
+        .count();
+    let updates: Vec<&Value> = intercom
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["endpoint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("/contacts/")
+        })
+        .collect();
+    assert_eq!((conflicts, updates.len()), (1, 1), "{intercom}");
+    assert_eq!(updates[0]["status"], 200, "{}", updates[0]);
+
     // Facebook's event_id is the messageId, so the browser Pixel dedupes.
     let fb = get_json(&mock, "/cloud/keys?vendor=facebook_conversions_api").await?;
     for key in fb.as_object().unwrap().keys() {
@@ -371,7 +398,7 @@ async fn segments_server_libraries_reach_every_cloud_destination_in_its_format()
         .unwrap()
         .1;
     let line = format!(
-        "switchyard_delivery_events_total{{destination=\"webhook\",connection=\"{webhook_id}\",result=\"delivered\"}} 13"
+        "switchyard_delivery_events_total{{destination=\"webhook\",connection=\"{webhook_id}\",result=\"delivered\"}} 14"
     );
     assert!(metrics.contains(&line), "no `{line}` in\n{metrics}");
 

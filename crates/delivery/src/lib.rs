@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value as Json;
 use switchyard_catalog::{Catalog, Definition, Mode, routing};
-use switchyard_destinations::cloud::{Forwarder, Settings};
+use switchyard_destinations::cloud::{Forwarder, Outcome, Settings};
 use switchyard_store::{ConfigStore, Connection, DeliveryStore, EventLog};
 use tokio::sync::watch;
 
@@ -381,14 +381,23 @@ impl Engine {
         }
         let secrets = worker::secrets(def, &settings);
         let mut exchanges = Vec::new();
-        for request in built.requests {
-            let (outcome, answer) = worker::attempt(&self.inner, forwarder, &request).await;
-            exchanges.push(TestExchange {
-                request: worker::describe_request(&request, &secrets),
-                status: answer.as_ref().map(|a| a.status),
-                response: answer.as_ref().map(|a| worker::redact(&a.text(), &secrets)),
-                outcome: worker::redact(&outcome.describe(), &secrets),
-            });
+        for first in built.requests {
+            // A follow-up the vendor's answer asks for is sent too, once.
+            let mut next = Some((first, true));
+            while let Some((request, may_follow)) = next.take() {
+                let (outcome, answer) = worker::attempt(&self.inner, forwarder, &request).await;
+                exchanges.push(TestExchange {
+                    request: worker::describe_request(&request, &secrets),
+                    status: answer.as_ref().map(|a| a.status),
+                    response: answer.as_ref().map(|a| worker::redact(&a.text(), &secrets)),
+                    outcome: worker::redact(&outcome.describe(), &secrets),
+                });
+                if let Outcome::Then(follow) = outcome
+                    && may_follow
+                {
+                    next = Some((*follow, false));
+                }
+            }
         }
         Ok(TestReport {
             skipped: None,

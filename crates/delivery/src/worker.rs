@@ -62,6 +62,7 @@ impl Describe for Outcome {
                 None => format!("retry: {reason}"),
             },
             Outcome::Failed { reason } => format!("failed: {reason}"),
+            Outcome::Then(next) => format!("then {} {}", next.method, next.url),
         }
     }
 }
@@ -371,6 +372,18 @@ impl<'a> Sender<'a> {
         events: &[&Pending],
         may_split: bool,
     ) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
+        self.send_once(request, events, may_split, true).await
+    }
+
+    /// [`Sender::send`]; `may_follow` is false for a follow-up request, so
+    /// a vendor cannot lead the worker on forever.
+    async fn send_once(
+        &mut self,
+        request: &Request,
+        events: &[&Pending],
+        may_split: bool,
+        may_follow: bool,
+    ) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
         let first = Instant::now();
         let mut attempts: u32 = 0;
         loop {
@@ -389,7 +402,21 @@ impl<'a> Sender<'a> {
             let describe = || describe_request(request, &self.secrets);
             let response = answer.as_ref().map(|a| redact(&a.text(), &self.secrets));
             let ids = || events.iter().map(|e| e.message_id.clone()).collect();
+            let outcome = match outcome {
+                Outcome::Then(next) if may_follow => {
+                    self.stats.attempt("then");
+                    return Box::pin(self.send_once(&next, events, false, false)).await;
+                }
+                Outcome::Then(next) => Outcome::Failed {
+                    reason: format!(
+                        "the vendor asked for yet another request ({} {})",
+                        next.method, next.url
+                    ),
+                },
+                other => other,
+            };
             match outcome {
+                Outcome::Then(_) => unreachable!("followed or failed above"),
                 Outcome::Delivered => {
                     self.stats.attempt("delivered");
                     let latencies: Vec<u64> = events.iter().map(|e| e.latency_ms()).collect();

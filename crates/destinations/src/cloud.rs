@@ -106,6 +106,10 @@ pub enum Outcome {
     Failed {
         reason: String,
     },
+    /// The vendor's answer asks for another request, for the same events
+    /// (Intercom's "contact exists" names the contact to update): send it;
+    /// its outcome is theirs. Followed once, not from a follow-up.
+    Then(Box<Request>),
 }
 
 /// How a destination wants its events grouped and paced.

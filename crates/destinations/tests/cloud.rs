@@ -9,7 +9,9 @@
 //!                              "events": [0] }],
 //!               "skipped": [[0, "reason"]]?, "rejected": [[0, "reason"]]? }],
 //!   "responses": [{ "name": "…", "status": 429, "headers": {…}?, "body": <JSON or string>,
-//!                   "outcome": "delivered" | "retry" | "failed", "after": 2? }] }
+//!                   "request": {"method", "url"}?,
+//!                   "outcome": "delivered" | "retry" | "failed" | "then", "after": 2?,
+//!                   "then": {"method", "url"}? }] }
 //! ```
 //!
 //! Settings go through the catalog's validation first, so defaults are
@@ -179,8 +181,18 @@ fn every_forwarder_reads_the_vendors_answers() {
                     other => other.to_string().into_bytes(),
                 };
                 let status = r["status"].as_u64().expect("status") as u16;
+                // A case may read the answer to a request of its own.
+                let mut asked = request.clone();
+                if let Some(own) = r.get("request") {
+                    asked.method = if own["method"] == "PUT" {
+                        "PUT"
+                    } else {
+                        "POST"
+                    };
+                    asked.url = own["url"].as_str().unwrap_or_default().to_string();
+                }
                 let outcome = cloud.outcome(
-                    &request,
+                    &asked,
                     &Response {
                         status,
                         headers: &headers,
@@ -193,6 +205,11 @@ fn every_forwarder_reads_the_vendors_answers() {
                     (Outcome::Retry { after, .. }, "retry") => {
                         let want = r.get("after").and_then(Json::as_f64);
                         assert_eq!(after.map(|d| d.as_secs_f64()), want, "{what}: retry after");
+                    }
+                    (Outcome::Then(next), "then") => {
+                        assert_eq!(next.method, r["then"]["method"], "{what}: then");
+                        assert_eq!(next.url, r["then"]["url"].as_str().unwrap(), "{what}: then");
+                        assert_eq!(next.body, asked.body, "{what}: then sends the same body");
                     }
                     _ => panic!("{what}: {outcome:?}, expected {expected}"),
                 }

@@ -22,9 +22,9 @@
 //!   unsubscribed_from_emails, custom_attributes (the other flat traits)}`;
 //!   without a userId the contact is made by email, and without either the
 //!   identify is rejected. Intercom has no create-or-update by external id:
-//!   a contact that exists already is answered 409, which counts as failed
-//!   (the answer, naming the contact's Intercom id, is kept), since updating
-//!   it (`PUT /contacts/{id}`) takes that id, which an event does not carry.
+//!   a contact that exists already is answered 409 naming its Intercom id
+//!   (`… already exists with id=…`), and the same attributes then go as an
+//!   update of that contact, `PUT /contacts/{id}` (`Outcome::Then`).
 //!   Custom attributes must exist in Intercom first (Settings → Data →
 //!   People), or it answers 400. The mapping's `company` of a user is left
 //!   out: it needs the same id.
@@ -79,9 +79,9 @@ const COMPANY_FIELDS: &[&str] = &[
     "monthly_spend",
 ];
 
-/// Why a 409 fails.
-const CONFLICT: &str = "Intercom has this contact already, and cloud mode only creates contacts: \
-    updating one takes its Intercom id (PUT /contacts/{id})";
+/// Why a 409 fails when its answer names no contact to update.
+const CONFLICT: &str = "Intercom has this contact already and its answer names no contact id to \
+    update (PUT /contacts/{id})";
 
 enum Refusal {
     Skip(String),
@@ -131,9 +131,24 @@ impl Forwarder for Cloud {
         built
     }
 
-    fn outcome(&self, _request: &Request, response: &Response<'_>) -> Outcome {
+    fn outcome(&self, request: &Request, response: &Response<'_>) -> Outcome {
         if response.status == 409 {
-            return failed(response, CONFLICT);
+            // `A contact matching those details already exists with
+            // id=…`: the same attributes, as an update of that contact.
+            let existing = response.json().and_then(|body| {
+                let message = body.pointer("/errors/0/message")?.as_str()?.to_string();
+                let id = message.split("id=").nth(1)?.split_whitespace().next()?.to_string();
+                id.chars().all(|c| c.is_ascii_alphanumeric()).then_some(id)
+            });
+            return match (existing, request.url.strip_suffix("/contacts")) {
+                (Some(id), Some(base)) if request.method == "POST" => {
+                    let mut update = request.clone();
+                    update.method = "PUT";
+                    update.url = format!("{base}/contacts/{id}");
+                    Outcome::Then(Box::new(update))
+                }
+                _ => failed(response, CONFLICT),
+            };
         }
         match standard(response) {
             Outcome::Retry {
