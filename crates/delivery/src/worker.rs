@@ -712,7 +712,6 @@ pub(crate) async fn replay(engine: Engine, connection: Connection, mut progress:
         return;
     };
     let settings = settings_of(&connection);
-    let limits = forwarder.limits(&settings);
     let stats = engine.stats_of(&connection.id);
     let mut sender = Sender::new(
         &inner,
@@ -757,7 +756,7 @@ pub(crate) async fn replay(engine: Engine, connection: Connection, mut progress:
                     Err(_) => progress.filtered += 1,
                 }
             }
-            for batch in batches(routed, limits) {
+            for batch in batches(routed, sender.limits) {
                 let Ok((dead, delivered)) = sender.deliver(&batch).await else {
                     return Err("stopped".into());
                 };
@@ -799,7 +798,6 @@ pub(crate) async fn retry_dead_letters(
         _ => connection,
     };
     let settings = settings_of(&connection);
-    let limits = forwarder.limits(&settings);
     let stats = engine.stats_of(&connection.id);
     let mut sender = Sender::new(
         &inner,
@@ -809,7 +807,7 @@ pub(crate) async fn retry_dead_letters(
         &stats,
         None,
     );
-    for chunk in letters.chunks(limits.max_events.max(1)) {
+    for chunk in letters.chunks(sender.limits.max_events.max(1)) {
         let pending: Vec<Pending> = chunk
             .iter()
             .filter_map(|d| {

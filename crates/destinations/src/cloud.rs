@@ -323,6 +323,23 @@ pub fn viewed_screen_events(event: &Json) -> Vec<String> {
     names
 }
 
+/// Packs each event's vendor items (`(event index, items)`) into requests
+/// of at most `size` items, one event's items never split across two:
+/// `(the events' indices, their items)` a request.
+pub fn pack(parts: Vec<(usize, Vec<Json>)>, size: usize) -> Vec<(Vec<usize>, Vec<Json>)> {
+    let mut out: Vec<(Vec<usize>, Vec<Json>)> = Vec::new();
+    for (i, items) in parts {
+        match out.last_mut() {
+            Some((indices, batch)) if batch.len() + items.len() <= size => {
+                indices.push(i);
+                batch.extend(items);
+            }
+            _ => out.push((vec![i], items)),
+        }
+    }
+    out
+}
+
 /// The settings as device mode's [`Value`].
 pub fn settings_value(settings: &Settings) -> Value {
     to_value(&Json::Object(settings.clone()))

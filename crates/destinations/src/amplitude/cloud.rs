@@ -31,7 +31,7 @@
 
 use std::time::Duration;
 
-use crate::cloud::{viewed_screen_events, 
+use crate::cloud::{pack, viewed_screen_events, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
     event_millis, json, setting, settings_value, standard, text, to_json, to_value,
 };
@@ -99,7 +99,7 @@ impl Forwarder for Cloud {
             .and_then(Json::as_f64)
             .filter(|n| *n >= 1.0)
             .map(|n| json!({ "min_id_length": n as i64 }));
-        for (indices, items) in chunks(parts, MAX_EVENTS) {
+        for (indices, items) in pack(parts, MAX_EVENTS) {
             let mut body = Map::new();
             body.insert("api_key".into(), json!(setting(settings, "apiKey", "")));
             body.insert("events".into(), Json::Array(items));
@@ -130,22 +130,6 @@ impl Forwarder for Cloud {
 enum Refusal {
     Skip(String),
     Reject(String),
-}
-
-/// Packs each event's Amplitude events into requests of at most `size`,
-/// one call's events never split across two.
-fn chunks(parts: Vec<(usize, Vec<Json>)>, size: usize) -> Vec<(Vec<usize>, Vec<Json>)> {
-    let mut out: Vec<(Vec<usize>, Vec<Json>)> = Vec::new();
-    for (i, items) in parts {
-        match out.last_mut() {
-            Some((indices, batch)) if batch.len() + items.len() <= size => {
-                indices.push(i);
-                batch.extend(items);
-            }
-            _ => out.push((vec![i], items)),
-        }
-    }
-    out
 }
 
 /// The Amplitude events of one Segment event.

@@ -34,7 +34,7 @@
 //! ID Merge, Mixpanel's default, any event carrying both ids links them)
 //! and a group with traits does not also set the user's profile.
 
-use crate::cloud::{viewed_screen_events, 
+use crate::cloud::{pack, viewed_screen_events, 
     Built, Forwarder, Json, Limits, Map, Outcome, Request, Response, Settings, base_url,
     basic_auth, event_millis, failed, json, setting, settings_value, sha256_hex, standard, text,
     to_json, to_value,
@@ -111,7 +111,7 @@ impl Forwarder for Cloud {
             Some(id) => format!("{base}/import?strict=1&project_id={id}"),
             None => format!("{base}/import?strict=1"),
         };
-        for (indices, items) in chunks(import, IMPORT_EVENTS) {
+        for (indices, items) in pack(import, IMPORT_EVENTS) {
             let request = Request::post_json(&import_url, &Json::Array(items), indices)
                 .header("Authorization", auth.clone());
             built.requests.push(request);
@@ -121,7 +121,7 @@ impl Forwarder for Cloud {
             ("groups", groups, GROUP_UPDATES),
         ] {
             let url = format!("{base}/{path}?verbose=1&ip=0");
-            for (indices, items) in chunks(parts, size) {
+            for (indices, items) in pack(parts, size) {
                 built
                     .requests
                     .push(Request::post_json(&url, &Json::Array(items), indices));
@@ -163,22 +163,6 @@ fn import_auth(settings: &Settings) -> (String, Option<String>) {
         "" => (basic_auth(setting(settings, "token", ""), ""), None),
         api_secret => (basic_auth(api_secret, ""), None),
     }
-}
-
-/// Packs each event's items into requests of at most `size` items, an
-/// event's items never split across two.
-fn chunks(parts: Vec<(usize, Vec<Json>)>, size: usize) -> Vec<(Vec<usize>, Vec<Json>)> {
-    let mut out: Vec<(Vec<usize>, Vec<Json>)> = Vec::new();
-    for (i, items) in parts {
-        match out.last_mut() {
-            Some((indices, batch)) if batch.len() + items.len() <= size => {
-                indices.push(i);
-                batch.extend(items);
-            }
-            _ => out.push((vec![i], items)),
-        }
-    }
-    out
 }
 
 fn part(event: &Json, settings: &Settings, mapping_settings: &Value) -> Result<Part, Refusal> {
