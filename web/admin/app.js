@@ -730,6 +730,7 @@
         append(overviewBox, [
           h("p", null, o.running ? chip("delivering") : chip("stopped", true),
             " Retrying now: ", h("span", { id: "retrying" }, String(o.retrying)),
+            o.set_aside ? " (" + o.set_aside + " set aside, retried on their own)" : "",
             " · Behind: ", h("span", { id: "lag" }, String(o.lag)), " events",
             " · Dead letters: ", h("span", { id: "dead-count" }, String(o.dead_letters))),
           totalsRows(o),

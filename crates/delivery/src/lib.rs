@@ -11,8 +11,13 @@
 //!   forwarder takes from the messageId.
 //! - A failing event does not block the ones behind it: a refused batch is
 //!   split and each event sent alone, so only the refused one is
-//!   dead-lettered; a retried one is retried for the retry window, then
+//!   dead-lettered; a batch that keeps failing retryably is halved, down
+//!   to the one event, which is set aside (stored, retried on its own
+//!   schedule, the cursor moving on) while the destination takes others.
+//!   Everything retried is retried for the retry window, then
 //!   dead-lettered.
+//! - What delivery counts is stored every second, so the overview reads
+//!   the same after a restart and from the CLI.
 //!
 //! This crate knows no HTTP status codes of its own API and decides no
 //! routing: that is `switchyard_catalog::routing`.
@@ -29,11 +34,14 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use switchyard_catalog::{Catalog, Definition, Mode, routing};
 use switchyard_destinations::cloud::{Forwarder, Outcome, Settings};
-use switchyard_store::{ConfigStore, Connection, DeliveryStore, EventLog};
+use switchyard_store::{ConfigStore, Connection, DeliveryStore, EventLog, Handled, ReplayRecord};
 use tokio::sync::watch;
 
 pub use stats::{ConnectionStats, Failure, Point, Totals};
 use worker::Describe;
+
+/// How often what delivery counted is stored.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// The one error type of delivery.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +108,46 @@ pub struct Replay {
     pub dead_lettered: u64,
     pub done: bool,
     pub error: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+impl Replay {
+    fn record(&self) -> ReplayRecord {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        ReplayRecord {
+            id: self.id.clone(),
+            connection_id: self.connection_id.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            read: n(self.read),
+            filtered: n(self.filtered),
+            delivered: n(self.delivered),
+            dead_lettered: n(self.dead_lettered),
+            done: self.done,
+            error: self.error.clone(),
+            started_at: self.started_at.clone(),
+            updated_at: self.updated_at.clone(),
+        }
+    }
+
+    fn of(r: ReplayRecord) -> Replay {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Replay {
+            id: r.id,
+            connection_id: r.connection_id,
+            from: r.from,
+            to: r.to,
+            read: n(r.read),
+            filtered: n(r.filtered),
+            delivered: n(r.delivered),
+            dead_lettered: n(r.dead_lettered),
+            done: r.done,
+            error: r.error,
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// A connection's delivery at a glance.
@@ -110,8 +158,10 @@ pub struct Overview {
     pub running: bool,
     pub last_hour: Totals,
     pub last_day: Totals,
-    /// Events waiting for a retry now.
+    /// Events waiting for a retry now: in place, and set aside.
     pub retrying: i64,
+    /// Of those, the events set aside to be retried on their own.
+    pub set_aside: i64,
     pub dead_letters: i64,
     /// Events of the source after the connection's cursor.
     pub lag: i64,
@@ -150,7 +200,8 @@ pub(crate) struct Inner {
     pub(crate) appended: watch::Sender<u64>,
     workers: Mutex<HashMap<String, Running>>,
     stats: Mutex<HashMap<String, Arc<ConnectionStats>>>,
-    replays: Mutex<HashMap<String, Replay>>,
+    /// The replays this process is running.
+    replaying: Mutex<std::collections::HashSet<String>>,
     /// Wakes the supervisor after a configuration change.
     changed: tokio::sync::Notify,
 }
@@ -197,7 +248,7 @@ impl Engine {
                 appended: watch::channel(0).0,
                 workers: Mutex::new(HashMap::new()),
                 stats: Mutex::new(HashMap::new()),
-                replays: Mutex::new(HashMap::new()),
+                replaying: Mutex::new(std::collections::HashSet::new()),
                 changed: tokio::sync::Notify::new(),
             }),
         })
@@ -208,6 +259,44 @@ impl Engine {
     pub fn start(&self) {
         let engine = self.clone();
         tokio::spawn(async move { engine.supervise().await });
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STATS_EVERY).await;
+                engine.flush().await;
+            }
+        });
+    }
+
+    /// Stores what every connection counted since the last flush; what
+    /// cannot be stored now is kept for the next.
+    pub async fn flush(&self) {
+        let all = self.all_stats();
+        let mut minutes = Vec::new();
+        let mut failures = Vec::new();
+        let mut taken = Vec::new();
+        for (id, stats) in &all {
+            let (m, f) = stats.take(id);
+            if !m.is_empty() || !f.is_empty() {
+                taken.push((stats.clone(), m.clone(), f.clone()));
+            }
+            minutes.extend(m);
+            failures.extend(f);
+        }
+        if taken.is_empty() {
+            return;
+        }
+        let store = &self.inner.deps.store;
+        let stored = match store.add_stats(minutes).await {
+            Ok(()) => store.add_failures(failures).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            tracing::warn!("delivery: cannot store the statistics: {e}");
+            for (stats, m, f) in taken {
+                stats.put_back(m, f);
+            }
+        }
     }
 
     /// Tells the workers that events were appended.
@@ -300,24 +389,43 @@ impl Engine {
 
     /// The connection's delivery overview.
     pub async fn overview(&self, connection: &Connection) -> Result<Overview, DeliveryError> {
+        self.flush().await;
         let deps = &self.inner.deps;
-        let stats = self.stats_of(&connection.id);
+        let in_place = self.stats_of(&connection.id).retrying_now();
         let cursor = deps.store.cursor(&connection.id).await?;
         let lag = match cursor {
             Some(c) => deps.log.count_after(&connection.source_id, c).await?,
             None => 0,
         };
+        let rows = deps
+            .store
+            .stats(&connection.id, stats::now_minute() - 24 * 60)
+            .await?;
+        let set_aside = deps.store.retry_count(&connection.id).await?;
         Ok(Overview {
             connection_id: connection.id.clone(),
             running: self.is_running(&connection.id),
-            last_hour: stats.totals(60),
-            last_day: stats.totals(24 * 60),
-            retrying: stats.retrying_now(),
+            last_hour: stats::totals(&rows, 60),
+            last_day: stats::totals(&rows, 24 * 60),
+            retrying: in_place + set_aside,
+            set_aside,
             dead_letters: deps.store.dead_letter_count(&connection.id).await?,
             lag,
             cursor,
-            chart: stats.chart(60),
+            chart: stats::chart(&rows, 60),
         })
+    }
+
+    /// The connection's recent failed attempts, newest first.
+    pub async fn failures(&self, connection_id: &str) -> Result<Vec<Failure>, DeliveryError> {
+        self.flush().await;
+        let records = self
+            .inner
+            .deps
+            .store
+            .failures(connection_id, switchyard_store::FAILURES_KEPT)
+            .await?;
+        Ok(records.into_iter().map(Failure::from).collect())
     }
 
     /// Puts a connection's cursor at the head of the log: it gets what
@@ -327,14 +435,9 @@ impl Engine {
         self.inner
             .deps
             .store
-            .advance(connection_id, head, Vec::new())
+            .advance(connection_id, head, Handled::default())
             .await?;
         Ok(())
-    }
-
-    /// The connection's statistics.
-    pub fn stats(&self, connection_id: &str) -> Arc<ConnectionStats> {
-        self.stats_of(connection_id)
     }
 
     /// The statistics of every connection delivery has seen, by id.
@@ -407,13 +510,13 @@ impl Engine {
 
     /// Re-sends the connection's events received from `from` to `to` (RFC
     /// 3339) in the background; its progress is [`Engine::replay_status`].
-    pub fn replay(
+    pub async fn replay(
         &self,
         connection: Connection,
         from: String,
         to: String,
     ) -> Result<Replay, DeliveryError> {
-        let replay = self.new_replay(&connection, &from, &to)?;
+        let replay = self.new_replay(&connection, &from, &to).await?;
         let engine = self.clone();
         let started = replay.clone();
         tokio::spawn(async move { worker::replay(engine, connection, started).await });
@@ -427,14 +530,15 @@ impl Engine {
         from: String,
         to: String,
     ) -> Result<Replay, DeliveryError> {
-        let replay = self.new_replay(&connection, &from, &to)?;
+        let replay = self.new_replay(&connection, &from, &to).await?;
         let id = replay.id.clone();
         worker::replay(self.clone(), connection, replay).await;
         self.replay_status(&id)
+            .await?
             .ok_or_else(|| DeliveryError::NotFound(format!("replay {id}")))
     }
 
-    fn new_replay(
+    async fn new_replay(
         &self,
         connection: &Connection,
         from: &str,
@@ -452,44 +556,64 @@ impl Engine {
         if from > to {
             return Err(DeliveryError::Invalid("`from` is after `to`".into()));
         }
+        let at = worker::now();
         let replay = Replay {
             id: format!("rpl_{:016x}", rand::random::<u64>()),
             connection_id: connection.id.clone(),
             from,
             to,
+            started_at: at.clone(),
+            updated_at: at,
             ..Replay::default()
         };
-        self.set_replay(replay.clone());
+        self.inner.deps.store.save_replay(replay.record()).await?;
+        self.replaying().insert(replay.id.clone());
         Ok(replay)
     }
 
-    pub(crate) fn set_replay(&self, replay: Replay) {
+    fn replaying(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.inner
-            .replays
+            .replaying
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(replay.id.clone(), replay);
     }
 
-    pub fn replay_status(&self, id: &str) -> Option<Replay> {
-        self.inner
-            .replays
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+    /// Stores a replay's progress; one that is done is no longer this
+    /// process's to run.
+    pub(crate) async fn save_replay(&self, replay: &Replay) {
+        let mut record = replay.record();
+        record.updated_at = worker::now();
+        if let Err(e) = self.inner.deps.store.save_replay(record).await {
+            tracing::warn!("delivery: cannot save the progress of {}: {e}", replay.id);
+        }
+        if replay.done {
+            self.replaying().remove(&replay.id);
+        }
+    }
+
+    /// A replay that did not end and that no process runs (the server
+    /// stopped during it) is shown ended, with why.
+    fn as_seen(&self, r: ReplayRecord) -> Replay {
+        let mut replay = Replay::of(r);
+        if !replay.done && !self.replaying().contains(&replay.id) {
+            replay.done = true;
+            replay.error = Some(
+                "the server stopped before the replay ended; start it again to send the rest"
+                    .into(),
+            );
+        }
+        replay
+    }
+
+    pub async fn replay_status(&self, id: &str) -> Result<Option<Replay>, DeliveryError> {
+        let record = self.inner.deps.store.replay(id).await?;
+        Ok(record.map(|r| self.as_seen(r)))
     }
 
     /// The replays of a connection, newest first.
-    pub fn replays(&self, connection_id: &str) -> Vec<Replay> {
-        let replays = self.inner.replays.lock().unwrap_or_else(|e| e.into_inner());
-        let mut of: Vec<_> = replays
-            .values()
-            .filter(|r| r.connection_id == connection_id)
-            .cloned()
-            .collect();
-        of.sort_by(|a, b| b.id.cmp(&a.id));
-        of
+    pub async fn replays(&self, connection_id: &str) -> Result<Vec<Replay>, DeliveryError> {
+        let records = self.inner.deps.store.replays(connection_id, 50).await?;
+        Ok(records.into_iter().map(|r| self.as_seen(r)).collect())
     }
 
     /// Sends the connection's dead letters (the given ids, or all) again,

@@ -1,14 +1,17 @@
-//! What delivery counts per connection: per-minute buckets over the last
-//! day (received, filtered by reason, delivered, dead-lettered, failed
-//! attempts, latency from receipt to the vendor's 2xx), the events waiting
-//! for a retry now, and the recent failures with their request and
-//! response.
+//! What delivery counts per connection: per-minute counts (received,
+//! filtered by reason, delivered, dead-lettered, failed attempts, latency
+//! from receipt to the vendor's 2xx) and recent failures with their
+//! request and response, gathered here and kept in the delivery store, so
+//! they survive a restart and read the same from the CLI and from every
+//! replica; plus the events retried in place now and lifetime counters for
+//! `/metrics`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Serialize;
+use switchyard_store::{FAILURES_KEPT, FailureRecord, StatsMinute};
 
 /// Upper bounds of the latency buckets, in milliseconds: exponential, so
 /// p50 and p99 are within about a fifth of the truth from 1 ms to hours.
@@ -78,28 +81,30 @@ impl Histogram {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct Minute {
-    /// Minutes since the Unix epoch.
-    at: i64,
-    received: u64,
-    filtered: BTreeMap<String, u64>,
-    delivered: u64,
-    dead_lettered: u64,
-    failed_attempts: u64,
-    latency: Histogram,
-}
-
 /// A failed attempt, as the admin shows it (secrets already redacted).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Failure {
     pub at: String,
     pub message_ids: Vec<String>,
-    /// `retry` or `dead_letter`.
-    pub outcome: &'static str,
+    /// `retry` (retried in place), `retry_later` (set aside to retry on
+    /// its own) or `dead_letter`.
+    pub outcome: String,
     pub reason: String,
     pub request: String,
     pub response: Option<String>,
+}
+
+impl From<FailureRecord> for Failure {
+    fn from(f: FailureRecord) -> Failure {
+        Failure {
+            at: f.at,
+            message_ids: f.message_ids,
+            outcome: f.outcome,
+            reason: f.reason,
+            request: f.request,
+            response: f.response,
+        }
+    }
 }
 
 /// Totals over a window.
@@ -123,167 +128,197 @@ pub struct Point {
     pub failed: u64,
 }
 
-const DAY_MINUTES: i64 = 24 * 60;
-const RECENT_FAILURES: usize = 50;
+pub(crate) fn now_minute() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(60)
+}
 
-/// One connection's statistics.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn histogram(m: &StatsMinute) -> Histogram {
+    Histogram {
+        counts: m.latency.iter().map(|n| count(*n)).collect(),
+        sum_ms: count(m.latency_sum_ms),
+    }
+}
+
+/// Totals of the stored minutes of the last `minutes` minutes.
+pub fn totals(rows: &[StatsMinute], minutes: i64) -> Totals {
+    let since = now_minute() - minutes;
+    let mut totals = Totals::default();
+    let mut latency = Histogram::default();
+    for m in rows.iter().filter(|m| m.minute > since) {
+        totals.received += count(m.received);
+        for (reason, n) in &m.filtered {
+            *totals.filtered.entry(reason.clone()).or_default() += count(*n);
+        }
+        totals.delivered += count(m.delivered);
+        totals.dead_lettered += count(m.dead_lettered);
+        totals.failed_attempts += count(m.failed_attempts);
+        latency.merge(&histogram(m));
+    }
+    totals.latency_p50_ms = latency.quantile(0.5);
+    totals.latency_p99_ms = latency.quantile(0.99);
+    totals
+}
+
+/// Delivered and failed (dead letters and failed attempts) per minute,
+/// the last `minutes`, oldest first, every minute present.
+pub fn chart(rows: &[StatsMinute], minutes: i64) -> Vec<Point> {
+    let now = now_minute();
+    (now - minutes + 1..=now)
+        .map(|at| {
+            let m = rows.iter().find(|m| m.minute == at);
+            Point {
+                minute: chrono::DateTime::from_timestamp(at * 60, 0)
+                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                delivered: m.map_or(0, |m| count(m.delivered)),
+                failed: m.map_or(0, |m| count(m.dead_lettered + m.failed_attempts)),
+            }
+        })
+        .collect()
+}
+
+/// One connection's statistics in this process: the counts not yet
+/// stored (the engine stores them every second and before it reads
+/// them), the events it retries in place now, and lifetime totals for
+/// Prometheus' counters.
 #[derive(Default)]
 pub struct ConnectionStats {
-    minutes: Mutex<VecDeque<Minute>>,
-    /// Events now waiting for a retry.
+    pending: Mutex<BTreeMap<i64, StatsMinute>>,
+    pending_failures: Mutex<Vec<Failure>>,
+    /// Events now waiting for a retry in place.
     pub retrying: AtomicI64,
-    failures: Mutex<VecDeque<Failure>>,
-    /// Lifetime totals, for Prometheus' counters.
     lifetime: Mutex<Totals>,
     latency_lifetime: Mutex<Histogram>,
     attempts: Mutex<BTreeMap<&'static str, u64>>,
 }
 
-fn now_minute() -> i64 {
-    chrono::Utc::now().timestamp().div_euclid(60)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ConnectionStats {
-    fn with_minute(&self, f: impl FnOnce(&mut Minute)) {
+    fn with_minute(&self, f: impl FnOnce(&mut StatsMinute)) {
         let at = now_minute();
-        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
-        if minutes.back().is_none_or(|m| m.at != at) {
-            minutes.push_back(Minute {
-                at,
-                ..Minute::default()
-            });
-        }
-        while minutes.front().is_some_and(|m| m.at <= at - DAY_MINUTES) {
-            minutes.pop_front();
-        }
-        if let Some(m) = minutes.back_mut() {
-            f(m);
-        }
+        let mut pending = lock(&self.pending);
+        let m = pending.entry(at).or_insert_with(|| StatsMinute {
+            minute: at,
+            ..StatsMinute::default()
+        });
+        f(m);
     }
 
     fn lifetime(&self, f: impl FnOnce(&mut Totals)) {
-        f(&mut self.lifetime.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut lock(&self.lifetime));
     }
 
     pub fn received(&self, n: u64) {
-        self.with_minute(|m| m.received += n);
+        self.with_minute(|m| m.received += n as i64);
         self.lifetime(|t| t.received += n);
     }
 
     pub fn filtered(&self, reason: &str, n: u64) {
-        self.with_minute(|m| *m.filtered.entry(reason.to_string()).or_default() += n);
+        self.with_minute(|m| *m.filtered.entry(reason.to_string()).or_default() += n as i64);
         self.lifetime(|t| *t.filtered.entry(reason.to_string()).or_default() += n);
     }
 
     pub fn delivered(&self, latencies_ms: &[u64]) {
-        self.with_minute(|m| {
-            m.delivered += latencies_ms.len() as u64;
-            for ms in latencies_ms {
-                m.latency.record(*ms);
-            }
-        });
-        self.lifetime(|t| t.delivered += latencies_ms.len() as u64);
-        let mut h = self
-            .latency_lifetime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut h = Histogram::default();
         for ms in latencies_ms {
             h.record(*ms);
         }
+        self.with_minute(|m| {
+            m.delivered += latencies_ms.len() as i64;
+            let mut merged = histogram(m);
+            merged.merge(&h);
+            m.latency = merged.counts.iter().map(|n| *n as i64).collect();
+            m.latency_sum_ms = merged.sum_ms as i64;
+        });
+        self.lifetime(|t| t.delivered += latencies_ms.len() as u64);
+        lock(&self.latency_lifetime).merge(&h);
     }
 
     pub fn dead_lettered(&self, n: u64) {
-        self.with_minute(|m| m.dead_lettered += n);
+        self.with_minute(|m| m.dead_lettered += n as i64);
         self.lifetime(|t| t.dead_lettered += n);
     }
 
-    /// An attempt's outcome: `delivered`, `retry`, `failed`, `error`.
+    /// An attempt's outcome: `delivered`, `retry`, `failed`, `error`,
+    /// `then`.
     pub fn attempt(&self, outcome: &'static str) {
-        *self
-            .attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(outcome)
-            .or_default() += 1;
-        if outcome != "delivered" {
+        *lock(&self.attempts).entry(outcome).or_default() += 1;
+        if outcome != "delivered" && outcome != "then" {
             self.with_minute(|m| m.failed_attempts += 1);
             self.lifetime(|t| t.failed_attempts += 1);
         }
     }
 
     pub fn failure(&self, failure: Failure) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() == RECENT_FAILURES {
-            failures.pop_front();
+        let mut failures = lock(&self.pending_failures);
+        if failures.len() == FAILURES_KEPT {
+            failures.remove(0);
         }
-        failures.push_back(failure);
+        failures.push(failure);
     }
 
-    /// The recent failures, newest first.
-    pub fn failures(&self) -> Vec<Failure> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.iter().rev().cloned().collect()
-    }
-
-    /// Totals over the last `minutes` minutes.
-    pub fn totals(&self, minutes: i64) -> Totals {
-        let since = now_minute() - minutes;
-        let buckets = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut totals = Totals::default();
-        let mut latency = Histogram::default();
-        for m in buckets.iter().filter(|m| m.at > since) {
-            totals.received += m.received;
-            for (reason, n) in &m.filtered {
-                *totals.filtered.entry(reason.clone()).or_default() += n;
-            }
-            totals.delivered += m.delivered;
-            totals.dead_lettered += m.dead_lettered;
-            totals.failed_attempts += m.failed_attempts;
-            latency.merge(&m.latency);
-        }
-        totals.latency_p50_ms = latency.quantile(0.5);
-        totals.latency_p99_ms = latency.quantile(0.99);
-        totals
-    }
-
-    /// Delivered and failed (dead letters and failed attempts) per minute,
-    /// the last `minutes`, oldest first, every minute present.
-    pub fn chart(&self, minutes: i64) -> Vec<Point> {
-        let now = now_minute();
-        let buckets = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
-        (now - minutes + 1..=now)
-            .map(|at| {
-                let m = buckets.iter().find(|m| m.at == at);
-                Point {
-                    minute: chrono::DateTime::from_timestamp(at * 60, 0)
-                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_default(),
-                    delivered: m.map_or(0, |m| m.delivered),
-                    failed: m.map_or(0, |m| m.dead_lettered + m.failed_attempts),
-                }
+    /// What was counted since the last call, to store.
+    pub(crate) fn take(&self, connection_id: &str) -> (Vec<StatsMinute>, Vec<FailureRecord>) {
+        let minutes = std::mem::take(&mut *lock(&self.pending))
+            .into_values()
+            .map(|mut m| {
+                m.connection_id = connection_id.to_string();
+                m
             })
-            .collect()
+            .collect();
+        let failures = std::mem::take(&mut *lock(&self.pending_failures))
+            .into_iter()
+            .map(|f| FailureRecord {
+                connection_id: connection_id.to_string(),
+                at: f.at,
+                message_ids: f.message_ids,
+                outcome: f.outcome,
+                reason: f.reason,
+                request: f.request,
+                response: f.response,
+            })
+            .collect();
+        (minutes, failures)
+    }
+
+    /// Counts [`ConnectionStats::take`] took that could not be stored,
+    /// back for the next try.
+    pub(crate) fn put_back(&self, minutes: Vec<StatsMinute>, failures: Vec<FailureRecord>) {
+        let mut pending = lock(&self.pending);
+        for m in minutes {
+            pending
+                .entry(m.minute)
+                .or_insert_with(|| StatsMinute {
+                    minute: m.minute,
+                    ..StatsMinute::default()
+                })
+                .merge(&m);
+        }
+        drop(pending);
+        let mut kept = lock(&self.pending_failures);
+        let mut all: Vec<Failure> = failures.into_iter().map(Failure::from).collect();
+        all.append(&mut kept);
+        let cut = all.len().saturating_sub(FAILURES_KEPT);
+        *kept = all.split_off(cut);
     }
 
     pub fn lifetime_totals(&self) -> Totals {
-        self.lifetime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.lifetime).clone()
     }
 
     pub fn lifetime_latency(&self) -> Histogram {
-        self.latency_lifetime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.latency_lifetime).clone()
     }
 
     pub fn attempts(&self) -> BTreeMap<&'static str, u64> {
-        self.attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.attempts).clone()
     }
 
     pub fn retrying_now(&self) -> i64 {
@@ -308,22 +343,38 @@ mod tests {
     }
 
     #[test]
-    fn totals_and_the_chart_follow_what_was_counted() {
+    fn what_is_counted_is_taken_once_and_totals_follow_it() {
         let stats = ConnectionStats::default();
         stats.received(5);
         stats.filtered("integrations_off", 2);
         stats.delivered(&[10, 20]);
         stats.dead_lettered(1);
         stats.attempt("retry");
-        let t = stats.totals(60);
+        stats.attempt("then");
+        let (rows, failures) = stats.take("con_1");
+        assert!(failures.is_empty());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].connection_id, "con_1");
+        let t = totals(&rows, 60);
         assert_eq!(
             (t.received, t.delivered, t.dead_lettered, t.failed_attempts),
             (5, 2, 1, 1)
         );
         assert_eq!(t.filtered.get("integrations_off"), Some(&2));
-        let chart = stats.chart(60);
-        assert_eq!(chart.len(), 60);
-        let last = chart.last().unwrap();
+        assert_eq!((t.latency_p50_ms, t.latency_p99_ms), (Some(10), Some(20)));
+        let points = chart(&rows, 60);
+        assert_eq!(points.len(), 60);
+        let last = points.last().unwrap();
         assert_eq!((last.delivered, last.failed), (2, 2));
+        // Taken once: the next take has nothing, until put back.
+        assert!(stats.take("con_1").0.is_empty());
+        stats.put_back(rows.clone(), Vec::new());
+        stats.received(1);
+        let again = stats.take("con_1").0;
+        assert_eq!(again[0].received, 6);
+        // A minute older than the window is not in its totals.
+        let mut old = rows[0].clone();
+        old.minute -= 61;
+        assert_eq!(totals(&[old], 60), Totals::default());
     }
 }

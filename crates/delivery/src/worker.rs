@@ -1,6 +1,7 @@
 //! One connection's worker, and the sending they, replays and dead-letter
 //! retries share.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,9 @@ use rand::Rng;
 use serde_json::Value as Json;
 use switchyard_catalog::{Definition, Mode, routing};
 use switchyard_destinations::cloud::{Forwarder, Limits, Outcome, Request, Response, Settings};
-use switchyard_store::{Connection, DeadLetter, NewDeadLetter, StoredEvent};
+use switchyard_store::{
+    Connection, DeadLetter, DeliveryStore, Handled, NewDeadLetter, NewRetry, StoredEvent,
+};
 use tokio::sync::watch;
 
 use crate::stats::{ConnectionStats, Failure};
@@ -237,6 +240,45 @@ impl Pending {
     }
 }
 
+/// How many times a request is sent in place before a batch is halved,
+/// or a single event is set aside to be retried on its own.
+const IN_PLACE_ATTEMPTS: u32 = 3;
+/// How many events a connection sets aside with nothing delivered in
+/// between: past that the destination is taken to be down, not the events
+/// bad, and the worker waits on the event in hand (so an outage does not
+/// turn the log into a pile of single retries).
+const ASIDE_WITHOUT_DELIVERY: u32 = 5;
+
+/// What sending left: how many events were delivered, and the dead
+/// letters and set-aside retries it made.
+#[derive(Default)]
+pub(crate) struct Sent {
+    pub delivered: u64,
+    pub handled: Handled,
+}
+
+impl Sent {
+    fn add(&mut self, other: Sent) {
+        self.delivered += other.delivered;
+        self.handled.extend(other.handled);
+    }
+}
+
+/// Events in one request on their way, and their history.
+#[derive(Clone, Copy)]
+struct Try<'e> {
+    events: &'e [&'e Pending],
+    /// A refused (4xx) or persistently failing request may be cut up.
+    may_split: bool,
+    /// False for a follow-up request, so a vendor cannot lead the worker
+    /// on forever.
+    may_follow: bool,
+    /// When these events first failed: the retry window runs from there.
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attempts made before this one started (a set-aside retry's).
+    attempts: u32,
+}
+
 /// Sends events for one connection, with the retry policy: what it needs
 /// and what it has done.
 pub(crate) struct Sender<'a> {
@@ -249,10 +291,28 @@ pub(crate) struct Sender<'a> {
     pub stats: &'a ConnectionStats,
     pub stop: Option<&'a watch::Receiver<bool>>,
     pub last_request: Option<Instant>,
+    /// Whether events that keep failing may be set aside (the worker's
+    /// sending; a replay or a dead-letter retry waits instead).
+    pub may_set_aside: bool,
+    /// One attempt per request: a retryable failure sets the events aside
+    /// for later (sending set-aside retries).
+    pub once: bool,
+    /// Events set aside since something was last delivered.
+    pub aside_since_delivery: u32,
 }
 
 /// The work was stopped (the connection was disabled or removed).
 pub(crate) struct Stopped;
+
+fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 
 impl<'a> Sender<'a> {
     pub fn new(
@@ -273,6 +333,9 @@ impl<'a> Sender<'a> {
             stats,
             stop,
             last_request: None,
+            may_set_aside: false,
+            once: false,
+            aside_since_delivery: 0,
         }
     }
 
@@ -315,9 +378,9 @@ impl<'a> Sender<'a> {
         request: Option<String>,
         response: Option<String>,
         attempts: u32,
-    ) -> Vec<NewDeadLetter> {
+    ) -> Sent {
         self.stats.dead_lettered(events.len() as u64);
-        events
+        let dead = events
             .iter()
             .map(|e| NewDeadLetter {
                 connection_id: self.connection_id.to_string(),
@@ -329,19 +392,53 @@ impl<'a> Sender<'a> {
                 response: response.clone(),
                 attempts: i64::from(attempts),
             })
-            .collect()
+            .collect();
+        Sent {
+            delivered: 0,
+            handled: Handled {
+                dead,
+                retries: Vec::new(),
+            },
+        }
     }
 
-    /// Delivers a batch of events routed to this connection; returns the
-    /// dead letters it made and how many were delivered.
-    pub async fn deliver(
-        &mut self,
-        batch: &[Pending],
-    ) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
+    fn set_aside(
+        &self,
+        events: &[&Pending],
+        reason: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        wait: Duration,
+        attempts: u32,
+    ) -> Sent {
+        let next = chrono::Utc::now()
+            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+        let retries = events
+            .iter()
+            .map(|e| NewRetry {
+                connection_id: self.connection_id.to_string(),
+                seq: e.seq,
+                message_id: e.message_id.clone(),
+                event: e.raw.clone(),
+                reason: redact(reason, &self.secrets),
+                attempts: i64::from(attempts),
+                first_failed_at: stamp(since),
+                next_at: stamp(next),
+            })
+            .collect();
+        Sent {
+            delivered: 0,
+            handled: Handled {
+                dead: Vec::new(),
+                retries,
+            },
+        }
+    }
+
+    /// Delivers a batch of events routed to this connection.
+    pub async fn deliver(&mut self, batch: &[Pending]) -> Result<Sent, Stopped> {
         let jsons: Vec<Json> = batch.iter().map(|p| p.json.clone()).collect();
         let built = self.forwarder.build(&jsons, self.settings);
-        let mut dead = Vec::new();
-        let mut delivered = 0;
+        let mut sent = Sent::default();
         for (i, reason) in &built.skipped {
             if batch.get(*i).is_some() {
                 self.stats.filtered(reason, 1);
@@ -349,7 +446,7 @@ impl<'a> Sender<'a> {
         }
         for (i, reason) in &built.rejected {
             if let Some(e) = batch.get(*i) {
-                dead.extend(self.dead(&[e], reason, None, None, 0));
+                sent.add(self.dead(&[e], reason, None, None, 0));
             }
         }
         for request in &built.requests {
@@ -358,34 +455,55 @@ impl<'a> Sender<'a> {
                 .iter()
                 .filter_map(|i| batch.get(*i))
                 .collect();
-            let (more, n) = self.send(request, &events, true).await?;
-            dead.extend(more);
-            delivered += n;
+            let attempt = Try {
+                events: &events,
+                may_split: true,
+                may_follow: true,
+                since: None,
+                attempts: 0,
+            };
+            sent.add(self.send(request, attempt).await?);
         }
-        Ok((dead, delivered))
+        Ok(sent)
     }
 
-    /// Sends one request until it is delivered, refused, or out of time.
-    async fn send(
-        &mut self,
-        request: &Request,
-        events: &[&Pending],
-        may_split: bool,
-    ) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
-        self.send_once(request, events, may_split, true).await
+    /// Sends an event set aside earlier, once: delivered, dead-lettered,
+    /// or set aside again for later.
+    pub async fn deliver_set_aside(&mut self, retry: &NewRetry) -> Result<Sent, Stopped> {
+        let Ok(json) = serde_json::from_str::<Json>(&retry.event) else {
+            return Ok(Sent::default());
+        };
+        let pending = Pending {
+            seq: retry.seq,
+            message_id: retry.message_id.clone(),
+            json,
+            raw: retry.event.clone(),
+        };
+        let built = self
+            .forwarder
+            .build(std::slice::from_ref(&pending.json), self.settings);
+        let mut sent = Sent::default();
+        if let Some((_, reason)) = built.rejected.first() {
+            return Ok(self.dead(&[&pending], reason, None, None, 0));
+        }
+        let events = [&pending];
+        for request in &built.requests {
+            let attempt = Try {
+                events: &events,
+                may_split: false,
+                may_follow: true,
+                since: parse_time(&retry.first_failed_at),
+                attempts: u32::try_from(retry.attempts).unwrap_or(0),
+            };
+            sent.add(self.send(request, attempt).await?);
+        }
+        Ok(sent)
     }
 
-    /// [`Sender::send`]; `may_follow` is false for a follow-up request, so
-    /// a vendor cannot lead the worker on forever.
-    async fn send_once(
-        &mut self,
-        request: &Request,
-        events: &[&Pending],
-        may_split: bool,
-        may_follow: bool,
-    ) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
-        let first = Instant::now();
-        let mut attempts: u32 = 0;
+    /// Sends one request until it is delivered, refused, out of time, or
+    /// set aside.
+    async fn send(&mut self, request: &Request, mut t: Try<'_>) -> Result<Sent, Stopped> {
+        let mut here: u32 = 0;
         loop {
             if self.stopped() {
                 return Err(Stopped);
@@ -396,16 +514,23 @@ impl<'a> Sender<'a> {
                     self.sleep(self.limits.min_interval - since).await?;
                 }
             }
-            attempts += 1;
+            here += 1;
+            let attempts = t.attempts + here;
             self.last_request = Some(Instant::now());
             let (outcome, answer) = attempt(self.inner, self.forwarder, request).await;
             let describe = || describe_request(request, &self.secrets);
             let response = answer.as_ref().map(|a| redact(&a.text(), &self.secrets));
-            let ids = || events.iter().map(|e| e.message_id.clone()).collect();
+            let ids = || t.events.iter().map(|e| e.message_id.clone()).collect();
             let outcome = match outcome {
-                Outcome::Then(next) if may_follow => {
+                Outcome::Then(next) if t.may_follow => {
                     self.stats.attempt("then");
-                    return Box::pin(self.send_once(&next, events, false, false)).await;
+                    let follow = Try {
+                        may_split: false,
+                        may_follow: false,
+                        attempts,
+                        ..t
+                    };
+                    return Box::pin(self.send(&next, follow)).await;
                 }
                 Outcome::Then(next) => Outcome::Failed {
                     reason: format!(
@@ -415,55 +540,73 @@ impl<'a> Sender<'a> {
                 },
                 other => other,
             };
+            let failure = |outcome: &str, reason: &str| Failure {
+                at: now(),
+                message_ids: ids(),
+                outcome: outcome.to_string(),
+                reason: redact(reason, &self.secrets),
+                request: describe(),
+                response: response.clone(),
+            };
             match outcome {
                 Outcome::Then(_) => unreachable!("followed or failed above"),
                 Outcome::Delivered => {
                     self.stats.attempt("delivered");
-                    let latencies: Vec<u64> = events.iter().map(|e| e.latency_ms()).collect();
+                    let latencies: Vec<u64> = t.events.iter().map(|e| e.latency_ms()).collect();
                     self.stats.delivered(&latencies);
-                    return Ok((Vec::new(), events.len() as u64));
+                    self.aside_since_delivery = 0;
+                    return Ok(Sent {
+                        delivered: t.events.len() as u64,
+                        handled: Handled::default(),
+                    });
                 }
                 Outcome::Failed { reason } => {
                     self.stats.attempt("failed");
-                    if may_split && events.len() > 1 {
+                    if t.may_split && t.events.len() > 1 {
                         // One refused event should not take the others
                         // with it: each goes again on its own.
-                        return self.split(events).await;
+                        return self.split(t.events, t.since).await;
                     }
-                    self.stats.failure(Failure {
-                        at: now(),
-                        message_ids: ids(),
-                        outcome: "dead_letter",
-                        reason: redact(&reason, &self.secrets),
-                        request: describe(),
-                        response: response.clone(),
-                    });
-                    return Ok((
-                        self.dead(events, &reason, Some(describe()), response, attempts),
-                        0,
-                    ));
+                    self.stats.failure(failure("dead_letter", &reason));
+                    return Ok(self.dead(t.events, &reason, Some(describe()), response, attempts));
                 }
                 Outcome::Retry { after, reason } => {
                     self.stats
                         .attempt(if answer.is_some() { "retry" } else { "error" });
-                    let out_of_time = first.elapsed() >= self.inner.config.retry_window;
-                    self.stats.failure(Failure {
-                        at: now(),
-                        message_ids: ids(),
-                        outcome: if out_of_time { "dead_letter" } else { "retry" },
-                        reason: redact(&reason, &self.secrets),
-                        request: describe(),
-                        response: response.clone(),
-                    });
-                    if out_of_time {
+                    let since = *t.since.get_or_insert_with(chrono::Utc::now);
+                    let failing_for = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+                    if failing_for >= self.inner.config.retry_window {
+                        self.stats.failure(failure("dead_letter", &reason));
                         let reason = format!("still failing after the retry window: {reason}");
-                        return Ok((
-                            self.dead(events, &reason, Some(describe()), response, attempts),
-                            0,
+                        return Ok(self.dead(
+                            t.events,
+                            &reason,
+                            Some(describe()),
+                            response,
+                            attempts,
                         ));
                     }
                     let wait = after.unwrap_or_else(|| self.backoff(attempts));
-                    let n = events.len() as i64;
+                    if self.once {
+                        self.stats.failure(failure("retry_later", &reason));
+                        return Ok(self.set_aside(t.events, &reason, since, wait, attempts));
+                    }
+                    if here >= IN_PLACE_ATTEMPTS {
+                        if t.may_split && t.events.len() > 1 {
+                            // Perhaps one event fails them all: halves go
+                            // on their own, down to the one.
+                            self.stats.failure(failure("retry", &reason));
+                            return self.halve(t.events, since).await;
+                        }
+                        if self.may_set_aside && self.aside_since_delivery < ASIDE_WITHOUT_DELIVERY
+                        {
+                            self.aside_since_delivery += 1;
+                            self.stats.failure(failure("retry_later", &reason));
+                            return Ok(self.set_aside(t.events, &reason, since, wait, attempts));
+                        }
+                    }
+                    self.stats.failure(failure("retry", &reason));
+                    let n = t.events.len() as i64;
                     self.stats.retrying.fetch_add(n, Ordering::Relaxed);
                     let slept = self.sleep(wait).await;
                     self.stats.retrying.fetch_sub(n, Ordering::Relaxed);
@@ -473,20 +616,55 @@ impl<'a> Sender<'a> {
         }
     }
 
-    async fn split(&mut self, events: &[&Pending]) -> Result<(Vec<NewDeadLetter>, u64), Stopped> {
-        let mut dead = Vec::new();
-        let mut delivered = 0;
-        for e in events {
-            let built = self
-                .forwarder
-                .build(std::slice::from_ref(&e.json), self.settings);
-            for request in &built.requests {
-                let (more, n) = Box::pin(self.send(request, &[e], false)).await?;
-                dead.extend(more);
-                delivered += n;
-            }
+    /// Builds and sends `events` again, with what they have been through.
+    async fn resend(
+        &mut self,
+        events: &[&Pending],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        may_split: bool,
+    ) -> Result<Sent, Stopped> {
+        let jsons: Vec<Json> = events.iter().map(|e| e.json.clone()).collect();
+        let built = self.forwarder.build(&jsons, self.settings);
+        let mut sent = Sent::default();
+        for request in &built.requests {
+            let of: Vec<&Pending> = request
+                .events
+                .iter()
+                .filter_map(|i| events.get(*i).copied())
+                .collect();
+            let attempt = Try {
+                events: &of,
+                may_split: may_split && of.len() > 1,
+                may_follow: true,
+                since,
+                attempts: 0,
+            };
+            sent.add(Box::pin(self.send(request, attempt)).await?);
         }
-        Ok((dead, delivered))
+        Ok(sent)
+    }
+
+    async fn split(
+        &mut self,
+        events: &[&Pending],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Sent, Stopped> {
+        let mut sent = Sent::default();
+        for e in events {
+            sent.add(self.resend(&[e], since, false).await?);
+        }
+        Ok(sent)
+    }
+
+    async fn halve(
+        &mut self,
+        events: &[&Pending],
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Sent, Stopped> {
+        let (first, second) = events.split_at(events.len() / 2);
+        let mut sent = self.resend(first, Some(since), true).await?;
+        sent.add(self.resend(second, Some(since), true).await?);
+        Ok(sent)
     }
 }
 
@@ -593,7 +771,7 @@ impl Worker {
                     .store_retry(|| {
                         let store = store.clone();
                         let id = id2.clone();
-                        async move { store.advance(&id, head, Vec::new()).await }
+                        async move { store.advance(&id, head, Handled::default()).await }
                     })
                     .await
                     .is_none()
@@ -605,11 +783,35 @@ impl Worker {
         };
 
         let mut last_request = None;
+        let mut aside_since_delivery = 0;
         loop {
             if self.stopped() {
                 return;
             }
             appended.borrow_and_update();
+            let connection = self.connection.borrow().clone();
+            let Some((def, forwarder)) = crate::cloud_of(&deps.catalog, &connection.destination)
+            else {
+                return;
+            };
+            let settings = settings_of(&connection);
+            let mut sender = Sender::new(
+                &inner,
+                &id,
+                (def, forwarder),
+                &settings,
+                &stats,
+                Some(&self.stop),
+            );
+            sender.last_request = last_request;
+            sender.may_set_aside = true;
+            sender.aside_since_delivery = aside_since_delivery;
+            let handled = retry_set_aside(&deps.store, &self.stop, &mut sender).await;
+            last_request = sender.last_request;
+            aside_since_delivery = sender.aside_since_delivery;
+            if handled.is_err() {
+                return;
+            }
             let events = match deps.log.read_after(&source_id, cursor, READ_AHEAD).await {
                 Ok(events) => events,
                 Err(e) => {
@@ -627,12 +829,6 @@ impl Worker {
                 }
                 continue;
             }
-            let connection = self.connection.borrow().clone();
-            let Some((def, forwarder)) = crate::cloud_of(&deps.catalog, &connection.destination)
-            else {
-                return;
-            };
-            let settings = settings_of(&connection);
             let limits = forwarder.limits(&settings);
             stats.received(events.len() as u64);
             let mut routed = Vec::new();
@@ -647,60 +843,106 @@ impl Worker {
                     Err(skip) => stats.filtered(skip.as_str(), 1),
                 }
             }
-            let mut sender = Sender::new(
-                &inner,
-                &id,
-                (def, forwarder),
-                &settings,
-                &stats,
-                Some(&self.stop),
-            );
-            sender.last_request = last_request;
             let mut stopped = false;
             let batches = batches(routed, limits);
             let mut done_seq = cursor;
-            let mut dead_all: Vec<Vec<NewDeadLetter>> = Vec::new();
-            for batch in &batches {
+            let mut handled = Handled::default();
+            let mut saved_at = Instant::now();
+            for (i, batch) in batches.iter().enumerate() {
                 match sender.deliver(batch).await {
-                    Ok((dead, _)) => {
+                    Ok(sent) => {
                         done_seq = batch.last().map_or(done_seq, |e| e.seq);
-                        dead_all.push(dead);
+                        handled.extend(sent.handled);
                     }
                     Err(Stopped) => {
                         stopped = true;
                         break;
                     }
                 }
+                if i + 1 == batches.len() {
+                    break;
+                }
+                // Progress is saved at the end of what was read, and
+                // sooner when a batch left dead letters or retries (so
+                // they show, and set-aside ones are retried) or a second
+                // went by.
+                if !handled.is_empty() || saved_at.elapsed() >= Duration::from_secs(1) {
+                    let Some(()) = self.save(&id, done_seq, std::mem::take(&mut handled)).await
+                    else {
+                        return;
+                    };
+                    cursor = done_seq;
+                    saved_at = Instant::now();
+                }
             }
             last_request = sender.last_request;
+            aside_since_delivery = sender.aside_since_delivery;
             if !stopped {
                 done_seq = last_seq;
             }
-            let dead: Vec<NewDeadLetter> = dead_all.into_iter().flatten().collect();
-            if done_seq > cursor || !dead.is_empty() {
-                let store = deps.store.clone();
-                let id2 = id.clone();
-                let saved = loop {
-                    match store.advance(&id2, done_seq, dead.clone()).await {
-                        Ok(()) => break true,
-                        Err(e) => {
-                            tracing::warn!(connection = %id, "delivery: cannot save the cursor: {e}");
-                            if self.stopped() {
-                                break false;
-                            }
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
+            if done_seq > cursor || !handled.is_empty() {
+                let Some(()) = self.save(&id, done_seq, handled).await else {
+                    return;
                 };
-                if saved {
-                    cursor = done_seq;
-                }
+                cursor = done_seq;
             }
             if stopped {
                 return;
             }
         }
     }
+
+    /// Moves the cursor and keeps what the events left, retrying the
+    /// store until it works; `None` when stopped first.
+    async fn save(&self, id: &str, seq: i64, handled: Handled) -> Option<()> {
+        let store = &self.engine.inner.deps.store;
+        loop {
+            match store.advance(id, seq, handled.clone()).await {
+                Ok(()) => return Some(()),
+                Err(e) => {
+                    tracing::warn!(connection = %id, "delivery: cannot save the cursor: {e}");
+                    if self.stopped() {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends the connection's set-aside events that are due, once each.
+async fn retry_set_aside(
+    store: &Arc<dyn DeliveryStore>,
+    stop: &watch::Receiver<bool>,
+    sender: &mut Sender<'_>,
+) -> Result<(), Stopped> {
+    let id = sender.connection_id.to_string();
+    let due = match store.due_retries(&id, &now(), 100).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(connection = %id, "delivery: cannot read the retries: {e}");
+            return Ok(());
+        }
+    };
+    for retry in due {
+        sender.once = true;
+        let sent = sender.deliver_set_aside(&retry.retry).await;
+        sender.once = false;
+        let handled = sent?.handled;
+        while let Err(e) = store
+            .settle_retries(&id, &[retry.id], handled.clone())
+            .await
+        {
+            tracing::warn!(connection = %id, "delivery: cannot save a retry: {e}");
+            let mut stop = stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => return Err(Stopped),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A replay: the range's events sent with the same policy as the worker,
@@ -757,18 +999,18 @@ pub(crate) async fn replay(engine: Engine, connection: Connection, mut progress:
                 }
             }
             for batch in batches(routed, sender.limits) {
-                let Ok((dead, delivered)) = sender.deliver(&batch).await else {
+                let Ok(sent) = sender.deliver(&batch).await else {
                     return Err("stopped".into());
                 };
-                progress.delivered += delivered;
-                progress.dead_lettered += dead.len() as u64;
+                progress.delivered += sent.delivered;
+                progress.dead_lettered += sent.handled.dead.len() as u64;
                 deps.store
-                    .add_dead_letters(dead)
+                    .add_dead_letters(sent.handled.dead)
                     .await
                     .map_err(|e| e.to_string())?;
-                engine.set_replay(progress.clone());
+                engine.save_replay(&progress).await;
             }
-            engine.set_replay(progress.clone());
+            engine.save_replay(&progress).await;
             if past_end {
                 break;
             }
@@ -778,7 +1020,7 @@ pub(crate) async fn replay(engine: Engine, connection: Connection, mut progress:
     .await;
     progress.done = true;
     progress.error = result.err();
-    engine.set_replay(progress);
+    engine.save_replay(&progress).await;
 }
 
 /// Dead letters sent again: removed once handled, failures kept anew.
@@ -819,11 +1061,11 @@ pub(crate) async fn retry_dead_letters(
                 })
             })
             .collect();
-        let Ok((dead, _)) = sender.deliver(&pending).await else {
+        let Ok(sent) = sender.deliver(&pending).await else {
             return;
         };
         let ids: Vec<i64> = chunk.iter().map(|d| d.id).collect();
-        if let Err(e) = deps.store.add_dead_letters(dead).await {
+        if let Err(e) = deps.store.add_dead_letters(sent.handled.dead).await {
             tracing::warn!("delivery: cannot keep a dead letter again: {e}");
             return;
         }

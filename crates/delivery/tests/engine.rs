@@ -30,6 +30,10 @@ struct Rule {
     retry_after: Option<&'static str>,
     delay: Duration,
     refuse_word: Option<&'static str>,
+    /// Bodies containing it are answered 500, every time.
+    fail_word: Option<&'static str>,
+    /// Every request is answered 503.
+    down: bool,
 }
 
 /// A request as it arrived: when, its headers, its body.
@@ -39,6 +43,8 @@ type Arrival = (Instant, HeaderMap, Value);
 struct Receiver {
     /// Per path, each request.
     got: Arc<Mutex<HashMap<String, Vec<Arrival>>>>,
+    /// Per path, the bodies answered 2xx.
+    accepted: Arc<Mutex<HashMap<String, Vec<Value>>>>,
     rules: Arc<Mutex<HashMap<String, Rule>>>,
 }
 
@@ -61,7 +67,7 @@ async fn receive(
         .unwrap()
         .entry(path.clone())
         .or_default()
-        .push((Instant::now(), headers, value));
+        .push((Instant::now(), headers, value.clone()));
     if !rule.delay.is_zero() {
         tokio::time::sleep(rule.delay).await;
     }
@@ -69,6 +75,16 @@ async fn receive(
         && String::from_utf8_lossy(&body).contains(word)
     {
         return (StatusCode::BAD_REQUEST, "refused: bad event").into_response();
+    }
+    let fails = rule
+        .fail_word
+        .is_some_and(|word| String::from_utf8_lossy(&body).contains(word));
+    if fails || rule.down {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{\"error\":\"internal\"}",
+        )
+            .into_response();
     }
     if rule.times > 0 {
         if let Some(rule) = r.rules.lock().unwrap().get_mut(&path) {
@@ -83,6 +99,12 @@ async fn receive(
         }
         return response;
     }
+    r.accepted
+        .lock()
+        .unwrap()
+        .entry(path)
+        .or_default()
+        .push(value);
     (StatusCode::OK, "ok").into_response()
 }
 
@@ -111,6 +133,20 @@ impl Receiver {
             .unwrap_or_default()
     }
 
+    /// The events answered 2xx on `path`, in order.
+    fn accepted(&self, path: &str) -> Vec<Value> {
+        let accepted = self.accepted.lock().unwrap();
+        accepted
+            .get(path)
+            .into_iter()
+            .flatten()
+            .flat_map(|body| match body {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            })
+            .collect()
+    }
+
     /// The events that arrived on `path` (bodies that are events or arrays
     /// of events), in order.
     fn events(&self, path: &str) -> Vec<Value> {
@@ -127,6 +163,7 @@ impl Receiver {
 struct World {
     store: SqliteStore,
     engine: Engine,
+    config: Config,
     receiver: Receiver,
     origin: String,
     source: String,
@@ -155,18 +192,35 @@ impl World {
             log: Arc::new(store.clone()),
             catalog,
         };
-        let engine = Engine::new(deps, config).unwrap();
+        let engine = Engine::new(deps, config.clone()).unwrap();
         engine.start();
         let (receiver, origin) = Receiver::start().await;
         let source = store.create_source("Shop").await.unwrap().id;
         World {
             store,
             engine,
+            config,
             receiver,
             origin,
             source,
             _dir: dir,
         }
+    }
+
+    /// Another engine over the same store, not started: what a restarted
+    /// server, or the CLI, reads.
+    fn restarted(&self) -> Engine {
+        let deps = Deps {
+            config_store: Arc::new(self.store.clone()),
+            store: Arc::new(self.store.clone()),
+            log: Arc::new(self.store.clone()),
+            catalog: Arc::new(switchyard_destinations::catalog().unwrap()),
+        };
+        Engine::new(deps, self.config.clone()).unwrap()
+    }
+
+    async fn totals(&self, c: &Connection) -> switchyard_delivery::Totals {
+        self.engine.overview(c).await.unwrap().last_hour
     }
 
     async fn webhook(&self, path: &str, extra: Value) -> Connection {
@@ -251,7 +305,7 @@ async fn events_arrive_as_sent_in_order_and_the_cursor_follows() {
         w.store.cursor(&c.id).await.unwrap(),
         Some(w.store.head().await.unwrap())
     );
-    let totals = w.engine.stats(&c.id).totals(60);
+    let totals = w.totals(&c).await;
     assert_eq!((totals.received, totals.delivered), (25, 25));
     assert!(totals.latency_p99_ms.is_some());
 }
@@ -287,7 +341,7 @@ async fn routing_skips_are_counted_and_not_sent() {
     wait_for("two events", || async { w.receiver.events("a").len() >= 2 }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ids(&w.receiver.events("a")), ["explicit", "plain"]);
-    let totals = w.engine.stats(&c.id).totals(60);
+    let totals = w.totals(&c).await;
     assert_eq!(totals.filtered.get("integrations_off"), Some(&2));
     assert_eq!(totals.filtered.get("bundled"), Some(&1));
     assert_eq!(totals.received, 5);
@@ -316,7 +370,7 @@ async fn retry_after_is_honoured_and_the_event_arrives_once() {
     assert!(gap >= Duration::from_secs(2), "retried after {gap:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.receiver.requests("a").len(), 2);
-    let failures = w.engine.stats(&c.id).failures();
+    let failures = w.engine.failures(&c.id).await.unwrap();
     assert_eq!(failures[0].outcome, "retry");
     assert!(failures[0].response.as_deref().unwrap().contains("429"));
 }
@@ -346,7 +400,7 @@ async fn server_errors_back_off_and_succeed_later() {
         times[2] - times[1]
     );
     wait_for("the delivered count", || async {
-        w.engine.stats(&c.id).totals(60).delivered == 1
+        w.totals(&c).await.delivered == 1
     })
     .await;
     assert_eq!(w.store.dead_letter_count(&c.id).await.unwrap(), 0);
@@ -441,10 +495,7 @@ async fn one_bad_event_in_a_batch_does_not_take_the_others_with_it() {
         w.store.dead_letter_count(&c.id).await.unwrap() == 1
     })
     .await;
-    wait_for("the others", || async {
-        w.engine.stats(&c.id).totals(60).delivered == 2
-    })
-    .await;
+    wait_for("the others", || async { w.totals(&c).await.delivered == 2 }).await;
     let accepted: Vec<String> = w
         .receiver
         .requests("a")
@@ -488,7 +539,7 @@ async fn after_the_retry_window_an_event_is_dead_lettered_and_the_next_goes() {
     w.receiver.rule("a", Rule::default());
     w.send(&[event("m2")]).await;
     wait_for("the next event", || async {
-        w.engine.stats(&c.id).totals(60).delivered == 1
+        w.totals(&c).await.delivered == 1
     })
     .await;
 }
@@ -517,7 +568,7 @@ async fn a_slow_destination_does_not_slow_another() {
         started.elapsed()
     );
     assert!(w.receiver.events("slow").len() <= 1);
-    assert_eq!(w.engine.stats(&fast_one.id).totals(60).delivered, 3);
+    assert_eq!(w.totals(&fast_one).await.delivered, 3);
 }
 
 #[tokio::test]
@@ -624,17 +675,24 @@ async fn a_replay_resends_a_time_range() {
             "2026-01-01T12:00:00Z".into(),
             "2026-01-03T00:00:00Z".into(),
         )
+        .await
         .unwrap();
     wait_for("the replay", || async {
-        w.engine.replay_status(&replay.id).unwrap().done
+        w.engine
+            .replay_status(&replay.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .done
     })
     .await;
-    let done = w.engine.replay_status(&replay.id).unwrap();
+    let done = w.engine.replay_status(&replay.id).await.unwrap().unwrap();
     assert_eq!((done.read, done.delivered, done.error), (1, 1, None));
     assert_eq!(ids(&w.receiver.events("a")), ["old", "inside", "inside"]);
     assert!(
         w.engine
             .replay(c.clone(), "yesterday".into(), "today".into())
+            .await
             .is_err()
     );
     assert!(
@@ -644,6 +702,166 @@ async fn a_replay_resends_a_time_range() {
                 "2026-01-03T00:00:00Z".into(),
                 "2026-01-01T00:00:00Z".into()
             )
+            .await
             .is_err()
     );
+    // Its progress is stored: an engine started afresh over the same
+    // store reads it.
+    let again = w.restarted();
+    let stored = again.replay_status(&replay.id).await.unwrap().unwrap();
+    assert_eq!((stored.read, stored.delivered, stored.done), (1, 1, true));
+    assert_eq!(again.replays(&done.connection_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_is_set_aside_and_the_ones_behind_it_go() {
+    let w = World::new(fast()).await;
+    w.receiver.rule(
+        "a",
+        Rule {
+            fail_word: Some("stuck"),
+            ..Rule::default()
+        },
+    );
+    let c = w
+        .webhook("a", json!({"batch": true, "batchSize": 10}))
+        .await;
+    w.send(&[event("m1"), event("stuck"), event("m3")]).await;
+    wait_for("the events around it", || async {
+        ids(&w.receiver.accepted("a")) == ["m1", "m3"]
+    })
+    .await;
+    // The ones behind it are not held either.
+    w.send(&[event("m4"), event("m5")]).await;
+    wait_for("the later events", || async {
+        w.receiver.accepted("a").len() == 4
+    })
+    .await;
+    let head = w.store.head().await.unwrap();
+    wait_for("the cursor at the head", || async {
+        w.store.cursor(&c.id).await.unwrap() == Some(head)
+    })
+    .await;
+    let overview = w.engine.overview(&c).await.unwrap();
+    assert_eq!(overview.set_aside, 1, "{overview:?}");
+    assert!(overview.retrying >= 1);
+    assert_eq!(overview.dead_letters, 0);
+    let failures = w.engine.failures(&c.id).await.unwrap();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.outcome == "retry_later" && f.message_ids == ["stuck"]),
+        "{failures:?}"
+    );
+    // Set aside, it is still retried on its own, and arrives once when the
+    // vendor takes it.
+    let tries = w.receiver.requests("a").len();
+    wait_for("another try of the set-aside event", || async {
+        w.receiver.requests("a").len() > tries
+    })
+    .await;
+    w.receiver.rule("a", Rule::default());
+    wait_for("the set-aside event", || async {
+        ids(&w.receiver.accepted("a")).contains(&"stuck".to_string())
+    })
+    .await;
+    wait_for("nothing set aside", || async {
+        w.engine.overview(&c).await.unwrap().set_aside == 0
+    })
+    .await;
+    let accepted = ids(&w.receiver.accepted("a"));
+    assert_eq!(accepted, ["m1", "m3", "m4", "m5", "stuck"]);
+    assert_eq!(w.totals(&c).await.delivered, 5);
+}
+
+#[tokio::test]
+async fn a_destination_that_is_down_holds_its_events_rather_than_setting_them_all_aside() {
+    let w = World::new(fast()).await;
+    w.receiver.rule(
+        "a",
+        Rule {
+            down: true,
+            ..Rule::default()
+        },
+    );
+    let c = w
+        .webhook("a", json!({"batch": true, "batchSize": 10}))
+        .await;
+    let sent: Vec<Value> = (0..40).map(|i| event(&format!("m{i}"))).collect();
+    w.send(&sent).await;
+    // Long enough to halve the batch down to single events and set the
+    // allowance aside, several times over with this backoff.
+    wait_for("many attempts", || async {
+        w.receiver.requests("a").len() >= 40
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failures = w.engine.failures(&c.id).await.unwrap();
+    let aside = failures
+        .iter()
+        .filter(|f| f.outcome == "retry_later")
+        .count();
+    assert!(
+        (1..=5).contains(&aside),
+        "set aside during an outage: {aside}"
+    );
+    assert!(
+        failures.iter().filter(|f| f.outcome == "retry").count() >= 20,
+        "the rest wait in place"
+    );
+    assert!(w.store.cursor(&c.id).await.unwrap() < Some(w.store.head().await.unwrap()));
+    w.receiver.rule("a", Rule::default());
+    wait_for("every event", || async {
+        w.receiver.accepted("a").len() >= 40
+    })
+    .await;
+    wait_for("nothing set aside", || async {
+        w.engine.overview(&c).await.unwrap().set_aside == 0
+    })
+    .await;
+    let mut got = ids(&w.receiver.accepted("a"));
+    got.sort();
+    let mut want = ids(&sent);
+    want.sort();
+    assert_eq!(got, want, "each event accepted exactly once");
+}
+
+#[tokio::test]
+async fn counts_and_failures_are_stored_and_read_after_a_restart() {
+    let w = World::new(fast()).await;
+    w.receiver.rule(
+        "a",
+        Rule {
+            status: 503,
+            times: 1,
+            ..Rule::default()
+        },
+    );
+    let c = w.webhook("a", json!({})).await;
+    let mut off = event("off");
+    off["integrations"] = json!({"Webhook": false});
+    w.send(&[event("m1"), event("m2"), off]).await;
+    wait_for("two delivered", || async {
+        w.receiver.accepted("a").len() == 2
+    })
+    .await;
+    let live = w.engine.overview(&c).await.unwrap();
+    // Not flushed by anyone: the stored figures come from the flusher.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let again = w.restarted();
+    let stored = again.overview(&c).await.unwrap();
+    assert_eq!(stored.last_hour, live.last_hour);
+    assert_eq!(
+        (stored.last_hour.received, stored.last_hour.delivered),
+        (3, 2)
+    );
+    assert_eq!(stored.last_hour.filtered.get("integrations_off"), Some(&1));
+    assert_eq!(stored.last_hour.failed_attempts, 1);
+    assert!(stored.last_hour.latency_p99_ms.is_some());
+    assert_eq!(stored.last_day.delivered, 2);
+    assert_eq!(stored.chart.iter().map(|p| p.delivered).sum::<u64>(), 2);
+    let failures = again.failures(&c.id).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].message_ids, ["m1"]);
+    assert!(failures[0].response.as_deref().unwrap().contains("503"));
 }

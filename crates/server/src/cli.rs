@@ -135,31 +135,29 @@ pub async fn deliveries(
     cmd: DeliveriesCommand,
     out: &Output,
 ) -> anyhow::Result<()> {
+    let done = deliveries_run(state, cmd, out).await;
+    // What this process delivered counts with the rest.
+    state.delivery.flush().await;
+    done
+}
+
+async fn deliveries_run(
+    state: &AppState,
+    cmd: DeliveriesCommand,
+    out: &Output,
+) -> anyhow::Result<()> {
     let admin = Admin::new(state);
     let ids = |ids: Vec<i64>| (!ids.is_empty()).then_some(ids);
     match cmd {
         DeliveriesCommand::Status { connection } => {
             let c = admin.cloud_connection(&connection).await?;
             let o = state.delivery.overview(&c).await?;
-            let status = serde_json::json!({
-                "connection_id": o.connection_id,
-                "enabled": c.enabled,
-                "cursor": o.cursor,
-                "lag": o.lag,
-                "dead_letters": o.dead_letters,
-            });
-            out.emit(&status, |t| {
-                t.push_str(&format!(
-                    "{}  {}  {}  cursor {}  {} event(s) behind  {} dead letter(s)\n",
-                    c.id,
-                    c.destination,
-                    if c.enabled { "enabled" } else { "disabled" },
-                    o.cursor.map_or("none".into(), |c| c.to_string()),
-                    o.lag,
-                    o.dead_letters
-                ));
-                t.push_str("  (delivery counts and latency: GET /api/connections/{id}/delivery on the running server)\n");
-            })
+            let failures = state.delivery.failures(&c.id).await?;
+            let mut status = serde_json::to_value(&o)?;
+            status["destination"] = c.destination.clone().into();
+            status["enabled"] = c.enabled.into();
+            status["recent_failures"] = serde_json::to_value(&failures)?;
+            out.emit(&status, |t| status_lines(&c, &o, &failures, t))
         }
         DeliveriesCommand::DeadLetters { connection, limit } => {
             admin.connection_stored(&connection).await?;
@@ -226,7 +224,25 @@ pub async fn deliveries(
             let to = to.unwrap_or_else(|| {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             });
-            let r = state.delivery.replay_now(c, from, to).await?;
+            let started = state.delivery.replay(c, from, to).await?;
+            // Progress on stderr while it runs, the result on stdout.
+            let mut shown = (u64::MAX, u64::MAX);
+            let r = loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let Some(r) = state.delivery.replay_status(&started.id).await? else {
+                    bail!("replay {} is gone", started.id);
+                };
+                if r.done {
+                    break r;
+                }
+                if (r.read, r.delivered) != shown {
+                    shown = (r.read, r.delivered);
+                    eprintln!(
+                        "replay {}: {} read, {} delivered, {} dead-lettered so far",
+                        r.id, r.read, r.delivered, r.dead_lettered
+                    );
+                }
+            };
             out.emit(&r, |t| {
                 t.push_str(&format!(
                     "replayed {} to {}: {} read, {} delivered, {} filtered, {} dead-lettered{}\n",
@@ -307,6 +323,71 @@ pub async fn state_with(store: &StoreConfig, config: &DeliveryConfig) -> anyhow:
         public_url: None,
         loader_max_age: 0,
     })
+}
+
+fn status_lines(
+    c: &switchyard_store::Connection,
+    o: &switchyard_delivery::Overview,
+    failures: &[switchyard_delivery::Failure],
+    t: &mut String,
+) {
+    t.push_str(&format!(
+        "{}  {}  {}  {}\n",
+        c.id,
+        c.destination,
+        if c.enabled { "enabled" } else { "disabled" },
+        if o.running {
+            "delivering in this process"
+        } else {
+            "not delivering in this process"
+        }
+    ));
+    t.push_str(&format!(
+        "  cursor {}  {} event(s) behind  {} retrying ({} set aside)  {} dead letter(s)\n",
+        o.cursor.map_or("none".into(), |c| c.to_string()),
+        o.lag,
+        o.retrying,
+        o.set_aside,
+        o.dead_letters
+    ));
+    for (label, w) in [("last hour", &o.last_hour), ("last day", &o.last_day)] {
+        let ms = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v} ms"));
+        t.push_str(&format!(
+            "  {label:<9}  received {}  delivered {}  dead-lettered {}  failed attempts {}  latency p50 {} p99 {}\n",
+            w.received,
+            w.delivered,
+            w.dead_lettered,
+            w.failed_attempts,
+            ms(w.latency_p50_ms),
+            ms(w.latency_p99_ms)
+        ));
+        if !w.filtered.is_empty() {
+            let reasons: Vec<String> = w
+                .filtered
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            t.push_str(&format!("             filtered: {}\n", reasons.join(", ")));
+        }
+    }
+    if failures.is_empty() {
+        t.push_str("  no recent failures\n");
+    }
+    for f in failures.iter().take(5) {
+        let first = f
+            .response
+            .as_deref()
+            .and_then(|r| r.lines().next())
+            .unwrap_or("no answer");
+        t.push_str(&format!(
+            "  {}  {}  {}  {}  ({})\n",
+            f.at,
+            f.outcome,
+            f.message_ids.join(","),
+            f.reason,
+            first
+        ));
+    }
 }
 
 fn source_line(s: &SourceView, out: &mut String) {

@@ -1186,6 +1186,35 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
     assert_eq!(receiver.bodies().len(), before + 1);
     assert_eq!(receiver.bodies().last().unwrap()["messageId"], "new");
 
+    // What those commands delivered and what failed is in the status, as
+    // the server's overview shows it: stored, not kept in a process.
+    let status = deliveries(data, &["status", &hook]);
+    let hour = &status["last_hour"];
+    assert_eq!(hour["delivered"], 2, "{status}");
+    assert_eq!(hour["dead_lettered"], 1, "{status}");
+    assert_eq!(hour["failed_attempts"], 1, "{status}");
+    assert_eq!(status["last_day"]["delivered"], 2);
+    let failure = &status["recent_failures"][0];
+    assert_eq!(failure["outcome"], "dead_letter", "{status}");
+    assert_eq!(failure["message_ids"][0], "d2");
+    assert!(
+        failure["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 400"),
+        "{failure}"
+    );
+    let mut cmd = switchyard(&[]);
+    cmd.args(["deliveries", "status", &hook, "--data"])
+        .arg(data);
+    let (code, out, _) = outcome(&mut cmd);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("last hour  received 0  delivered 2  dead-lettered 1"),
+        "{out}"
+    );
+    assert!(out.contains("dead_letter  d2"), "{out}");
+
     // Bad input: a clear message, exit status 1, nothing sent.
     let sent = receiver.bodies().len();
     for (args, says) in [

@@ -15,8 +15,9 @@ use async_trait::async_trait;
 
 pub use ids::{new_secret, new_write_key};
 pub use model::{
-    Connection, ConnectionUpdate, DeadLetter, NewConnection, NewDeadLetter, NewEvent, Source,
-    StoredEvent,
+    Connection, ConnectionUpdate, DeadLetter, FAILURES_KEPT, FailureRecord, Handled, NewConnection,
+    NewDeadLetter, NewEvent, NewRetry, ReplayRecord, Retry, STATS_MINUTES_KEPT, Source,
+    StatsMinute, StoredEvent,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -106,15 +107,18 @@ pub trait EventLog: Send + Sync {
 }
 
 /// Cloud delivery's durable state, kept with the configuration: each
-/// connection's cursor in the event log and its dead letters.
+/// connection's cursor in the event log, its dead letters, the events it
+/// retries on their own, its per-minute counts, recent failures and
+/// replays. All of it goes when the connection is deleted.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// The log position up to which a connection has been handled.
     async fn cursor(&self, connection_id: &str) -> Result<Option<i64>>;
 
-    /// Moves a connection's cursor to `seq` and stores `dead` letters, in
-    /// one transaction: a crash leaves both or neither.
-    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()>;
+    /// Moves a connection's cursor to `seq` and stores what handling the
+    /// events left (dead letters, retries), in one transaction: a crash
+    /// leaves all or none.
+    async fn advance(&self, connection_id: &str, seq: i64, handled: Handled) -> Result<()>;
 
     /// Stores dead letters without moving a cursor (a replay's, a retried
     /// dead letter failing again).
@@ -129,4 +133,44 @@ pub trait DeliveryStore: Send + Sync {
     /// Removes dead letters of a connection (the given ids, or all), and
     /// returns how many went.
     async fn remove_dead_letters(&self, connection_id: &str, ids: Option<&[i64]>) -> Result<u64>;
+
+    /// A connection's retries due at `now` (RFC 3339, UTC), soonest
+    /// first, at most `limit`.
+    async fn due_retries(&self, connection_id: &str, now: &str, limit: usize)
+    -> Result<Vec<Retry>>;
+
+    /// Removes the retries `ids` (they were sent again) and stores what
+    /// that left (new dead letters, retries for later), in one transaction.
+    async fn settle_retries(
+        &self,
+        connection_id: &str,
+        ids: &[i64],
+        handled: Handled,
+    ) -> Result<()>;
+
+    /// How many events a connection retries on their own.
+    async fn retry_count(&self, connection_id: &str) -> Result<i64>;
+
+    /// Adds per-minute counts to what is stored for the same connection
+    /// and minute, and forgets minutes older than [`STATS_MINUTES_KEPT`].
+    async fn add_stats(&self, minutes: Vec<StatsMinute>) -> Result<()>;
+
+    /// A connection's counts from minute `since` on (minutes since the
+    /// epoch), oldest first.
+    async fn stats(&self, connection_id: &str, since: i64) -> Result<Vec<StatsMinute>>;
+
+    /// Keeps failed attempts; a connection keeps its newest
+    /// [`FAILURES_KEPT`].
+    async fn add_failures(&self, failures: Vec<FailureRecord>) -> Result<()>;
+
+    /// A connection's failures, newest first, at most `limit`.
+    async fn failures(&self, connection_id: &str, limit: usize) -> Result<Vec<FailureRecord>>;
+
+    /// Stores a replay as it is now (inserted or updated by id).
+    async fn save_replay(&self, replay: ReplayRecord) -> Result<()>;
+
+    async fn replay(&self, id: &str) -> Result<Option<ReplayRecord>>;
+
+    /// A connection's replays, newest first, at most `limit`.
+    async fn replays(&self, connection_id: &str, limit: usize) -> Result<Vec<ReplayRecord>>;
 }

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use switchyard_spec::Mode;
 
 /// A website or app that sends events, identified by its write key.
@@ -135,4 +137,144 @@ impl ConnectionUpdate {
         }
         conn.updated_at = now();
     }
+}
+
+/// An event set aside to be sent again on its own: the vendor kept
+/// failing it while it delivered others, so it does not hold its
+/// connection's cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRetry {
+    pub connection_id: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub event: String,
+    /// The last failure (secrets already redacted by the caller).
+    pub reason: String,
+    pub attempts: i64,
+    /// When it first failed (RFC 3339, UTC): its retry window starts here.
+    pub first_failed_at: String,
+    /// When to send it next (RFC 3339, UTC).
+    pub next_at: String,
+}
+
+/// A retry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub id: i64,
+    pub retry: NewRetry,
+}
+
+/// What handling events left behind besides deliveries: dead letters and
+/// events to retry on their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handled {
+    pub dead: Vec<NewDeadLetter>,
+    pub retries: Vec<NewRetry>,
+}
+
+impl Handled {
+    pub fn is_empty(&self) -> bool {
+        self.dead.is_empty() && self.retries.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Handled) {
+        self.dead.extend(other.dead);
+        self.retries.extend(other.retries);
+    }
+}
+
+impl From<Vec<NewDeadLetter>> for Handled {
+    fn from(dead: Vec<NewDeadLetter>) -> Handled {
+        Handled {
+            dead,
+            retries: Vec::new(),
+        }
+    }
+}
+
+/// One minute of a connection's delivery counts. Counts of the same
+/// connection and minute add up, from any number of processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsMinute {
+    pub connection_id: String,
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    pub received: i64,
+    /// Events not sent, by reason.
+    pub filtered: BTreeMap<String, i64>,
+    pub delivered: i64,
+    pub dead_lettered: i64,
+    pub failed_attempts: i64,
+    /// Latencies from receipt to the vendor's 2xx: a count per bucket,
+    /// the buckets being the caller's.
+    pub latency: Vec<i64>,
+    pub latency_sum_ms: i64,
+}
+
+impl StatsMinute {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &StatsMinute) {
+        self.received += other.received;
+        for (reason, n) in &other.filtered {
+            *self.filtered.entry(reason.clone()).or_default() += n;
+        }
+        self.delivered += other.delivered;
+        self.dead_lettered += other.dead_lettered;
+        self.failed_attempts += other.failed_attempts;
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+        }
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            *a += b;
+        }
+        self.latency_sum_ms += other.latency_sum_ms;
+    }
+}
+
+/// How many minutes of counts are kept.
+pub const STATS_MINUTES_KEPT: i64 = 24 * 60 + 60;
+
+/// A failed attempt as the admin shows it (secrets already redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRecord {
+    pub connection_id: String,
+    pub at: String,
+    pub message_ids: Vec<String>,
+    /// `retry`, `retry_later` or `dead_letter`.
+    pub outcome: String,
+    pub reason: String,
+    pub request: String,
+    pub response: Option<String>,
+}
+
+/// How many failures are kept per connection, newest first.
+pub const FAILURES_KEPT: usize = 50;
+
+/// A replay of a time range of the log to one connection, and how far it
+/// got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayRecord {
+    pub id: String,
+    pub connection_id: String,
+    pub from: String,
+    pub to: String,
+    pub read: i64,
+    pub filtered: i64,
+    pub delivered: i64,
+    pub dead_lettered: i64,
+    pub done: bool,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+/// A small value as stored in a text column: JSON.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A text column back; a value that does not read is empty rather than an
+/// error, so one damaged row does not hide the others.
+pub(crate) fn decode<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
 }

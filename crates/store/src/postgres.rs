@@ -4,10 +4,11 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::ids::{new_id, new_write_key};
-use crate::model::now;
+use crate::model::{decode, encode, now};
 use crate::{
-    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, NewConnection,
-    NewDeadLetter, Result, Source, StoreError,
+    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, FAILURES_KEPT,
+    FailureRecord, Handled, NewConnection, NewDeadLetter, NewRetry, ReplayRecord, Result, Retry,
+    STATS_MINUTES_KEPT, Source, StatsMinute, StoreError,
 };
 
 /// Migrations, applied in order; `switchyard_schema` counts those done.
@@ -54,6 +55,58 @@ const MIGRATIONS: &[&str] = &[
         failed_at TEXT NOT NULL
     );
     CREATE INDEX dead_letters_by_connection ON dead_letters (connection_id, id);
+",
+    "
+    CREATE TABLE delivery_retries (
+        id BIGSERIAL PRIMARY KEY,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        first_failed_at TEXT NOT NULL,
+        next_at TEXT NOT NULL
+    );
+    CREATE INDEX delivery_retries_due ON delivery_retries (connection_id, next_at);
+    CREATE TABLE delivery_stats (
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        minute BIGINT NOT NULL,
+        received BIGINT NOT NULL,
+        filtered TEXT NOT NULL,
+        delivered BIGINT NOT NULL,
+        dead_lettered BIGINT NOT NULL,
+        failed_attempts BIGINT NOT NULL,
+        latency TEXT NOT NULL,
+        latency_sum_ms BIGINT NOT NULL,
+        PRIMARY KEY (connection_id, minute)
+    );
+    CREATE TABLE delivery_failures (
+        id BIGSERIAL PRIMARY KEY,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        message_ids TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        request TEXT NOT NULL,
+        response TEXT
+    );
+    CREATE INDEX delivery_failures_by_connection ON delivery_failures (connection_id, id);
+    CREATE TABLE delivery_replays (
+        id TEXT PRIMARY KEY,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        from_at TEXT NOT NULL,
+        to_at TEXT NOT NULL,
+        read BIGINT NOT NULL,
+        filtered BIGINT NOT NULL,
+        delivered BIGINT NOT NULL,
+        dead_lettered BIGINT NOT NULL,
+        done BOOLEAN NOT NULL,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX delivery_replays_by_connection ON delivery_replays (connection_id, started_at);
 ",
 ];
 
@@ -322,6 +375,71 @@ impl ConfigStore for PostgresStore {
     }
 }
 
+async fn insert_handled(c: &impl GenericClient, handled: &Handled) -> Result<()> {
+    insert_dead_letters(c, &handled.dead).await?;
+    for r in &handled.retries {
+        c.execute(
+            "INSERT INTO delivery_retries (connection_id, seq, message_id, event, reason, attempts, first_failed_at, next_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &r.connection_id,
+                &r.seq,
+                &r.message_id,
+                &r.event,
+                &r.reason,
+                &r.attempts,
+                &r.first_failed_at,
+                &r.next_at,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn connection_exists(c: &impl GenericClient, id: &str) -> Result<bool> {
+    Ok(
+        c.query_opt("SELECT 1 FROM connections WHERE id = $1", &[&id])
+            .await?
+            .is_some(),
+    )
+}
+
+const STATS_COLUMNS: &str = "connection_id, minute, received, filtered, delivered, dead_lettered, failed_attempts, latency, latency_sum_ms";
+
+fn stats_minute(r: &Row) -> StatsMinute {
+    StatsMinute {
+        connection_id: r.get(0),
+        minute: r.get(1),
+        received: r.get(2),
+        filtered: decode(r.get(3)),
+        delivered: r.get(4),
+        dead_lettered: r.get(5),
+        failed_attempts: r.get(6),
+        latency: decode(r.get(7)),
+        latency_sum_ms: r.get(8),
+    }
+}
+
+const REPLAY_COLUMNS: &str = "id, connection_id, from_at, to_at, read, filtered, delivered, dead_lettered, done, error, started_at, updated_at";
+
+fn replay_record(r: &Row) -> ReplayRecord {
+    ReplayRecord {
+        id: r.get(0),
+        connection_id: r.get(1),
+        from: r.get(2),
+        to: r.get(3),
+        read: r.get(4),
+        filtered: r.get(5),
+        delivered: r.get(6),
+        dead_lettered: r.get(7),
+        done: r.get(8),
+        error: r.get(9),
+        started_at: r.get(10),
+        updated_at: r.get(11),
+    }
+}
+
 async fn insert_dead_letters(c: &impl GenericClient, dead: &[NewDeadLetter]) -> Result<()> {
     let at = now();
     for d in dead {
@@ -373,7 +491,7 @@ impl DeliveryStore for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()> {
+    async fn advance(&self, connection_id: &str, seq: i64, handled: Handled) -> Result<()> {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await?;
         tx.execute(
@@ -382,7 +500,7 @@ impl DeliveryStore for PostgresStore {
             &[&connection_id, &seq, &now()],
         )
         .await?;
-        insert_dead_letters(&tx, &dead).await?;
+        insert_handled(&tx, &handled).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -440,5 +558,241 @@ impl DeliveryStore for PostgresStore {
                     .await?
             }
         })
+    }
+
+    async fn due_retries(
+        &self,
+        connection_id: &str,
+        now: &str,
+        limit: usize,
+    ) -> Result<Vec<Retry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT id, connection_id, seq, message_id, event, reason, attempts, first_failed_at, next_at
+                 FROM delivery_retries WHERE connection_id = $1 AND next_at <= $2
+                 ORDER BY next_at, id LIMIT $3",
+                &[&connection_id, &now, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Retry {
+                id: r.get(0),
+                retry: NewRetry {
+                    connection_id: r.get(1),
+                    seq: r.get(2),
+                    message_id: r.get(3),
+                    event: r.get(4),
+                    reason: r.get(5),
+                    attempts: r.get(6),
+                    first_failed_at: r.get(7),
+                    next_at: r.get(8),
+                },
+            })
+            .collect())
+    }
+
+    async fn settle_retries(
+        &self,
+        connection_id: &str,
+        ids: &[i64],
+        handled: Handled,
+    ) -> Result<()> {
+        let ids = ids.to_vec();
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM delivery_retries WHERE connection_id = $1 AND id = ANY($2)",
+            &[&connection_id, &ids],
+        )
+        .await?;
+        insert_handled(&tx, &handled).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_count(&self, connection_id: &str) -> Result<i64> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM delivery_retries WHERE connection_id = $1",
+                &[&connection_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn add_stats(&self, minutes: Vec<StatsMinute>) -> Result<()> {
+        if minutes.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let oldest = minutes.iter().map(|m| m.minute).max().unwrap_or(0) - STATS_MINUTES_KEPT;
+        tx.execute("DELETE FROM delivery_stats WHERE minute < $1", &[&oldest])
+            .await?;
+        for m in &minutes {
+            if !connection_exists(&tx, &m.connection_id).await? {
+                continue;
+            }
+            // The row first, then locked: replicas adding to one minute
+            // at once each add their own counts.
+            tx.execute(
+                "INSERT INTO delivery_stats (connection_id, minute, received, filtered, delivered, dead_lettered, failed_attempts, latency, latency_sum_ms)
+                 VALUES ($1, $2, 0, '{}', 0, 0, 0, '[]', 0) ON CONFLICT DO NOTHING",
+                &[&m.connection_id, &m.minute],
+            )
+            .await?;
+            let sql = format!(
+                "SELECT {STATS_COLUMNS} FROM delivery_stats WHERE connection_id = $1 AND minute = $2 FOR UPDATE"
+            );
+            let mut row = stats_minute(&tx.query_one(&sql, &[&m.connection_id, &m.minute]).await?);
+            row.merge(m);
+            tx.execute(
+                "UPDATE delivery_stats SET received = $3, filtered = $4, delivered = $5,
+                    dead_lettered = $6, failed_attempts = $7, latency = $8, latency_sum_ms = $9
+                 WHERE connection_id = $1 AND minute = $2",
+                &[
+                    &row.connection_id,
+                    &row.minute,
+                    &row.received,
+                    &encode(&row.filtered),
+                    &row.delivered,
+                    &row.dead_lettered,
+                    &row.failed_attempts,
+                    &encode(&row.latency),
+                    &row.latency_sum_ms,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stats(&self, connection_id: &str, since: i64) -> Result<Vec<StatsMinute>> {
+        let client = self.client.lock().await;
+        let sql = format!(
+            "SELECT {STATS_COLUMNS} FROM delivery_stats WHERE connection_id = $1 AND minute >= $2 ORDER BY minute"
+        );
+        let rows = client.query(&sql, &[&connection_id, &since]).await?;
+        Ok(rows.iter().map(stats_minute).collect())
+    }
+
+    async fn add_failures(&self, failures: Vec<FailureRecord>) -> Result<()> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let mut touched = std::collections::BTreeSet::new();
+        for f in &failures {
+            if !connection_exists(&tx, &f.connection_id).await? {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO delivery_failures (connection_id, at, message_ids, outcome, reason, request, response)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &f.connection_id,
+                    &f.at,
+                    &encode(&f.message_ids),
+                    &f.outcome,
+                    &f.reason,
+                    &f.request,
+                    &f.response,
+                ],
+            )
+            .await?;
+            touched.insert(f.connection_id.clone());
+        }
+        let kept = FAILURES_KEPT as i64;
+        for id in touched {
+            tx.execute(
+                "DELETE FROM delivery_failures WHERE connection_id = $1 AND id NOT IN
+                 (SELECT id FROM delivery_failures WHERE connection_id = $1 ORDER BY id DESC LIMIT $2)",
+                &[&id, &kept],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn failures(&self, connection_id: &str, limit: usize) -> Result<Vec<FailureRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT connection_id, at, message_ids, outcome, reason, request, response
+                 FROM delivery_failures WHERE connection_id = $1 ORDER BY id DESC LIMIT $2",
+                &[&connection_id, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FailureRecord {
+                connection_id: r.get(0),
+                at: r.get(1),
+                message_ids: decode(r.get(2)),
+                outcome: r.get(3),
+                reason: r.get(4),
+                request: r.get(5),
+                response: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn save_replay(&self, replay: ReplayRecord) -> Result<()> {
+        let client = self.client.lock().await;
+        if !connection_exists(&*client, &replay.connection_id).await? {
+            return Err(StoreError::NotFound("connection"));
+        }
+        client
+            .execute(
+                "INSERT INTO delivery_replays (id, connection_id, from_at, to_at, read, filtered, delivered, dead_lettered, done, error, started_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (id) DO UPDATE SET read = excluded.read, filtered = excluded.filtered,
+                    delivered = excluded.delivered, dead_lettered = excluded.dead_lettered,
+                    done = excluded.done, error = excluded.error, updated_at = excluded.updated_at",
+                &[
+                    &replay.id,
+                    &replay.connection_id,
+                    &replay.from,
+                    &replay.to,
+                    &replay.read,
+                    &replay.filtered,
+                    &replay.delivered,
+                    &replay.dead_lettered,
+                    &replay.done,
+                    &replay.error,
+                    &replay.started_at,
+                    &replay.updated_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn replay(&self, id: &str) -> Result<Option<ReplayRecord>> {
+        let client = self.client.lock().await;
+        let sql = format!("SELECT {REPLAY_COLUMNS} FROM delivery_replays WHERE id = $1");
+        Ok(client
+            .query_opt(&sql, &[&id])
+            .await?
+            .map(|r| replay_record(&r)))
+    }
+
+    async fn replays(&self, connection_id: &str, limit: usize) -> Result<Vec<ReplayRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client.lock().await;
+        let sql = format!(
+            "SELECT {REPLAY_COLUMNS} FROM delivery_replays WHERE connection_id = $1
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        );
+        let rows = client.query(&sql, &[&connection_id, &limit]).await?;
+        Ok(rows.iter().map(replay_record).collect())
     }
 }

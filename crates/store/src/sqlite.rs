@@ -7,10 +7,11 @@ use switchyard_spec::Mode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{new_id, new_write_key};
-use crate::model::now;
+use crate::model::{decode, encode, now};
 use crate::{
-    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, EventLog, NewConnection,
-    NewDeadLetter, NewEvent, Result, Source, StoreError, StoredEvent,
+    ConfigStore, Connection, ConnectionUpdate, DeadLetter, DeliveryStore, EventLog, FAILURES_KEPT,
+    FailureRecord, Handled, NewConnection, NewDeadLetter, NewEvent, NewRetry, ReplayRecord, Result,
+    Retry, STATS_MINUTES_KEPT, Source, StatsMinute, StoreError, StoredEvent,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` counts those done.
@@ -84,6 +85,57 @@ const MIGRATIONS: &[&str] = &["
         failed_at TEXT NOT NULL
     );
     CREATE INDEX dead_letters_by_connection ON dead_letters (connection_id, id);
+", "
+    CREATE TABLE delivery_retries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_failed_at TEXT NOT NULL,
+        next_at TEXT NOT NULL
+    );
+    CREATE INDEX delivery_retries_due ON delivery_retries (connection_id, next_at);
+    CREATE TABLE delivery_stats (
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        minute INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        filtered TEXT NOT NULL,
+        delivered INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        failed_attempts INTEGER NOT NULL,
+        latency TEXT NOT NULL,
+        latency_sum_ms INTEGER NOT NULL,
+        PRIMARY KEY (connection_id, minute)
+    );
+    CREATE TABLE delivery_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        message_ids TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        request TEXT NOT NULL,
+        response TEXT
+    );
+    CREATE INDEX delivery_failures_by_connection ON delivery_failures (connection_id, id);
+    CREATE TABLE delivery_replays (
+        id TEXT PRIMARY KEY,
+        connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+        from_at TEXT NOT NULL,
+        to_at TEXT NOT NULL,
+        read INTEGER NOT NULL,
+        filtered INTEGER NOT NULL,
+        delivered INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX delivery_replays_by_connection ON delivery_replays (connection_id, started_at);
 "];
 
 /// How many appends the writer commits at most in one transaction.
@@ -648,6 +700,67 @@ fn dead_letter_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     })
 }
 
+fn insert_handled(c: &Db, handled: &Handled) -> Result<()> {
+    insert_dead_letters(c, &handled.dead)?;
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO delivery_retries (connection_id, seq, message_id, event, reason, attempts, first_failed_at, next_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for r in &handled.retries {
+        stmt.execute(params![
+            r.connection_id,
+            r.seq,
+            r.message_id,
+            r.event,
+            r.reason,
+            r.attempts,
+            r.first_failed_at,
+            r.next_at
+        ])?;
+    }
+    Ok(())
+}
+
+fn connection_exists(c: &Db, id: &str) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM connections WHERE id = ?1")?
+        .exists([id])?)
+}
+
+fn stats_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatsMinute> {
+    let filtered: String = r.get(3)?;
+    let latency: String = r.get(7)?;
+    Ok(StatsMinute {
+        connection_id: r.get(0)?,
+        minute: r.get(1)?,
+        received: r.get(2)?,
+        filtered: decode(&filtered),
+        delivered: r.get(4)?,
+        dead_lettered: r.get(5)?,
+        failed_attempts: r.get(6)?,
+        latency: decode(&latency),
+        latency_sum_ms: r.get(8)?,
+    })
+}
+
+const REPLAY_COLUMNS: &str = "id, connection_id, from_at, to_at, read, filtered, delivered, dead_lettered, done, error, started_at, updated_at";
+
+fn replay_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplayRecord> {
+    Ok(ReplayRecord {
+        id: r.get(0)?,
+        connection_id: r.get(1)?,
+        from: r.get(2)?,
+        to: r.get(3)?,
+        read: r.get(4)?,
+        filtered: r.get(5)?,
+        delivered: r.get(6)?,
+        dead_lettered: r.get(7)?,
+        done: r.get(8)?,
+        error: r.get(9)?,
+        started_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
 fn insert_dead_letters(c: &Db, dead: &[NewDeadLetter]) -> Result<()> {
     let mut stmt = c.prepare_cached(
         "INSERT INTO dead_letters (connection_id, seq, message_id, event, reason, request, response, attempts, failed_at)
@@ -685,7 +798,7 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
-    async fn advance(&self, connection_id: &str, seq: i64, dead: Vec<NewDeadLetter>) -> Result<()> {
+    async fn advance(&self, connection_id: &str, seq: i64, handled: Handled) -> Result<()> {
         let id = connection_id.to_string();
         self.with_conn(move |c| {
             let tx = c.transaction()?;
@@ -694,7 +807,7 @@ impl DeliveryStore for SqliteStore {
                  ON CONFLICT (connection_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
                 params![id, seq, now()],
             )?;
-            insert_dead_letters(&tx, &dead)?;
+            insert_handled(&tx, &handled)?;
             tx.commit()?;
             Ok(())
         })
@@ -760,6 +873,261 @@ impl DeliveryStore for SqliteStore {
             };
             tx.commit()?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn due_retries(
+        &self,
+        connection_id: &str,
+        now: &str,
+        limit: usize,
+    ) -> Result<Vec<Retry>> {
+        let (id, now) = (connection_id.to_string(), now.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, connection_id, seq, message_id, event, reason, attempts, first_failed_at, next_at
+                 FROM delivery_retries WHERE connection_id = ?1 AND next_at <= ?2
+                 ORDER BY next_at, id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![id, now, limit], |r| {
+                Ok(Retry {
+                    id: r.get(0)?,
+                    retry: NewRetry {
+                        connection_id: r.get(1)?,
+                        seq: r.get(2)?,
+                        message_id: r.get(3)?,
+                        event: r.get(4)?,
+                        reason: r.get(5)?,
+                        attempts: r.get(6)?,
+                        first_failed_at: r.get(7)?,
+                        next_at: r.get(8)?,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn settle_retries(
+        &self,
+        connection_id: &str,
+        ids: &[i64],
+        handled: Handled,
+    ) -> Result<()> {
+        let (id, ids) = (connection_id.to_string(), ids.to_vec());
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM delivery_retries WHERE connection_id = ?1 AND id = ?2",
+                )?;
+                for r in &ids {
+                    stmt.execute(params![id, r])?;
+                }
+            }
+            insert_handled(&tx, &handled)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retry_count(&self, connection_id: &str) -> Result<i64> {
+        let id = connection_id.to_string();
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM delivery_retries WHERE connection_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn add_stats(&self, minutes: Vec<StatsMinute>) -> Result<()> {
+        if minutes.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let oldest = minutes.iter().map(|m| m.minute).max().unwrap_or(0) - STATS_MINUTES_KEPT;
+            tx.execute("DELETE FROM delivery_stats WHERE minute < ?1", [oldest])?;
+            for m in &minutes {
+                if !connection_exists(&tx, &m.connection_id)? {
+                    continue;
+                }
+                let mut row = tx
+                    .query_row(
+                        "SELECT connection_id, minute, received, filtered, delivered, dead_lettered, failed_attempts, latency, latency_sum_ms
+                         FROM delivery_stats WHERE connection_id = ?1 AND minute = ?2",
+                        params![m.connection_id, m.minute],
+                        stats_from_row,
+                    )
+                    .optional()?
+                    .unwrap_or_else(|| StatsMinute {
+                        connection_id: m.connection_id.clone(),
+                        minute: m.minute,
+                        ..StatsMinute::default()
+                    });
+                row.merge(m);
+                tx.execute(
+                    "INSERT INTO delivery_stats (connection_id, minute, received, filtered, delivered, dead_lettered, failed_attempts, latency, latency_sum_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (connection_id, minute) DO UPDATE SET
+                        received = excluded.received, filtered = excluded.filtered,
+                        delivered = excluded.delivered, dead_lettered = excluded.dead_lettered,
+                        failed_attempts = excluded.failed_attempts, latency = excluded.latency,
+                        latency_sum_ms = excluded.latency_sum_ms",
+                    params![
+                        row.connection_id,
+                        row.minute,
+                        row.received,
+                        encode(&row.filtered),
+                        row.delivered,
+                        row.dead_lettered,
+                        row.failed_attempts,
+                        encode(&row.latency),
+                        row.latency_sum_ms
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self, connection_id: &str, since: i64) -> Result<Vec<StatsMinute>> {
+        let id = connection_id.to_string();
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT connection_id, minute, received, filtered, delivered, dead_lettered, failed_attempts, latency, latency_sum_ms
+                 FROM delivery_stats WHERE connection_id = ?1 AND minute >= ?2 ORDER BY minute",
+            )?;
+            let rows = stmt.query_map(params![id, since], stats_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn add_failures(&self, failures: Vec<FailureRecord>) -> Result<()> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let mut touched = std::collections::BTreeSet::new();
+            for f in &failures {
+                if !connection_exists(&tx, &f.connection_id)? {
+                    continue;
+                }
+                tx.execute(
+                    "INSERT INTO delivery_failures (connection_id, at, message_ids, outcome, reason, request, response)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        f.connection_id,
+                        f.at,
+                        encode(&f.message_ids),
+                        f.outcome,
+                        f.reason,
+                        f.request,
+                        f.response
+                    ],
+                )?;
+                touched.insert(f.connection_id.clone());
+            }
+            for id in touched {
+                tx.execute(
+                    "DELETE FROM delivery_failures WHERE connection_id = ?1 AND id NOT IN
+                     (SELECT id FROM delivery_failures WHERE connection_id = ?1 ORDER BY id DESC LIMIT ?2)",
+                    params![id, FAILURES_KEPT as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failures(&self, connection_id: &str, limit: usize) -> Result<Vec<FailureRecord>> {
+        let id = connection_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT connection_id, at, message_ids, outcome, reason, request, response
+                 FROM delivery_failures WHERE connection_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![id, limit], |r| {
+                let ids: String = r.get(2)?;
+                Ok(FailureRecord {
+                    connection_id: r.get(0)?,
+                    at: r.get(1)?,
+                    message_ids: decode(&ids),
+                    outcome: r.get(3)?,
+                    reason: r.get(4)?,
+                    request: r.get(5)?,
+                    response: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn save_replay(&self, replay: ReplayRecord) -> Result<()> {
+        self.with_conn(move |c| {
+            if !connection_exists(c, &replay.connection_id)? {
+                return Err(StoreError::NotFound("connection"));
+            }
+            c.execute(
+                "INSERT INTO delivery_replays (id, connection_id, from_at, to_at, read, filtered, delivered, dead_lettered, done, error, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (id) DO UPDATE SET read = excluded.read, filtered = excluded.filtered,
+                    delivered = excluded.delivered, dead_lettered = excluded.dead_lettered,
+                    done = excluded.done, error = excluded.error, updated_at = excluded.updated_at",
+                params![
+                    replay.id,
+                    replay.connection_id,
+                    replay.from,
+                    replay.to,
+                    replay.read,
+                    replay.filtered,
+                    replay.delivered,
+                    replay.dead_lettered,
+                    replay.done,
+                    replay.error,
+                    replay.started_at,
+                    replay.updated_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn replay(&self, id: &str) -> Result<Option<ReplayRecord>> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            let sql = format!("SELECT {REPLAY_COLUMNS} FROM delivery_replays WHERE id = ?1");
+            Ok(c.query_row(&sql, [id], replay_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn replays(&self, connection_id: &str, limit: usize) -> Result<Vec<ReplayRecord>> {
+        let id = connection_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            let sql = format!(
+                "SELECT {REPLAY_COLUMNS} FROM delivery_replays WHERE connection_id = ?1
+                 ORDER BY started_at DESC, id DESC LIMIT ?2"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![id, limit], replay_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

@@ -48,7 +48,7 @@ async fn failures(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Failure>>, AppError> {
     connection(&state, &id).await?;
-    Ok(Json(state.delivery.stats(&id).failures()))
+    Ok(Json(state.delivery.failures(&id).await?))
 }
 
 /// `?limit=N`: 1 to 1000, 100 when absent.
@@ -201,7 +201,11 @@ async fn replay(
     let started = state
         .delivery
         .replay(c, from, to)
-        .map_err(|e| AppError::unprocessable("from", e.to_string()))?;
+        .await
+        .map_err(|e| match e {
+            switchyard_delivery::DeliveryError::Invalid(m) => AppError::unprocessable("from", m),
+            other => other.into(),
+        })?;
     Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
@@ -210,5 +214,5 @@ async fn replays(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Replay>>, AppError> {
     connection(&state, &id).await?;
-    Ok(Json(state.delivery.replays(&id)))
+    Ok(Json(state.delivery.replays(&id).await?))
 }
