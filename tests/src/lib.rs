@@ -55,6 +55,8 @@ pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {
         store: StoreConfig {
             data: data.to_path_buf(),
             database_url: None,
+            secret_key: None,
+            secret_key_file: None,
         },
         admin_token: None,
         bundles: bundles_dir(),
@@ -70,6 +72,12 @@ pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {
             outbound_allow: "127.0.0.1".into(),
         },
         metrics_public: false,
+        rate_limit: switchyard_server::limits::DEFAULT_RATE,
+        max_in_flight: switchyard_server::limits::DEFAULT_IN_FLIGHT,
+        http_timeout: 30,
+        trusted_proxies: String::new(),
+        demo: true,
+        retention_days: 30,
     })
 }
 
@@ -81,6 +89,7 @@ pub struct Server {
     pub demo_source_id: String,
     http: reqwest::Client,
     tracking: Tracking,
+    store: StoreConfig,
     _data: tempfile::TempDir,
 }
 
@@ -265,8 +274,16 @@ impl Server {
             demo_source_id: demo.id,
             http: reqwest::Client::new(),
             tracking,
+            store: config.store.clone(),
             _data: data,
         })
+    }
+
+    /// The instance's stores opened beside the running server, as the CLI
+    /// opens them on its data directory: what is really stored, secret
+    /// settings included, which the API never shows.
+    pub async fn stores(&self) -> Result<boot::Stores> {
+        boot::open_stores(&self.store).await
     }
 
     /// `GET /api/...` with the admin token.
@@ -387,8 +404,22 @@ impl MockApi {
             .spawn()
             .context("cannot start mock-api")?;
         let stdout = child.stdout.take().context("mock-api has no stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        // Its first line is its origin; waited for with a deadline, so a
+        // mock-api that never starts fails the test instead of hanging it.
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = said.send(read.map(|_| line));
+        });
+        let line = match heard.recv_timeout(Duration::from_secs(20)) {
+            Ok(read) => read?,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("mock-api printed no origin within 20 s: {e}");
+            }
+        };
         let origin = line.trim().to_string();
         if !origin.starts_with("http://") {
             let _ = child.kill();

@@ -3,7 +3,7 @@
 //! points, checked through the API afterwards. A screenshot of each step is
 //! kept in `tests/artifacts/admin/<entry point>/`.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use switchyard_tests::{Browser, Server};
 
@@ -323,5 +323,17 @@ async fn a_wrong_token_is_refused_and_secrets_are_never_shown() -> Result<()> {
     let now = server.api(&["/connections/", id].concat()).await?;
     assert_eq!(now["settings"]["url"], "https://hooks.example.com/y");
     assert_eq!(now["settings"]["sharedSecret"], "••••••••");
+    // The mask reads the same whatever is stored: the stored value is what
+    // shows the secret was kept.
+    let stored = server
+        .stores()
+        .await?
+        .config
+        .connection(id)
+        .await?
+        .context("the connection is not in the store")?;
+    let settings: Value = serde_json::from_str(&stored.settings)?;
+    assert_eq!(settings["sharedSecret"], secret, "stored: {settings}");
+    assert_eq!(settings["url"], "https://hooks.example.com/y");
     browser.close().await
 }

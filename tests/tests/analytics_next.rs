@@ -155,8 +155,10 @@ async fn page_report(browser: &Browser) -> Result<(Vec<String>, Vec<String>)> {
     Ok((strings(&r["errors"]), strings(&r["fetched"])))
 }
 
-/// Waits for the three calls of `CALLS` to arrive, sent by analytics-next,
-/// and checks what they carry; returns them (identify, track, page).
+/// Waits for the three calls of `CALLS` to arrive, sent by analytics-next
+/// to a server started with `Server::start_recording`, and checks what
+/// they carry and that they are stored as sent; returns them (identify,
+/// track, page).
 async fn calls_arrived(server: &Server) -> Result<[Value; 3]> {
     let by_analytics_next = |e: &Value| e["context"]["library"]["name"] == "analytics.js";
     let identify = server
@@ -180,7 +182,105 @@ async fn calls_arrived(server: &Server) -> Result<[Value; 3]> {
     ensure!(identify["traits"]["plan"] == "pro", "{identify}");
     ensure!(track["properties"]["revenue"] == 12.5, "{track}");
     ensure!(page["name"] == "Checkout", "{page}");
-    Ok([identify, track, page])
+    let events = [identify, track, page];
+    stored_as_sent(server, &events)?;
+    Ok(events)
+}
+
+/// Where `stored` differs from `sent` (objects compared key by key, to
+/// the first field that differs), or `None` if they are equal.
+fn differs(path: &str, stored: Option<&Value>, sent: &Value) -> Option<String> {
+    match (stored, sent) {
+        (Some(Value::Object(got)), Value::Object(want)) => want
+            .iter()
+            .find_map(|(k, v)| differs(&[path, ".", k].concat(), got.get(k), v))
+            .or_else(|| {
+                got.keys()
+                    .find(|k| !want.contains_key(*k))
+                    .map(|k| format!("{path}.{k} is stored but was not sent"))
+            }),
+        (Some(got), want) if got == want => None,
+        (got, want) => Some(format!(
+            "{path}: stored {}, sent {want}",
+            got.map_or("nothing".into(), Value::to_string)
+        )),
+    }
+}
+
+/// Each stored event against the body analytics-next sent for it, field
+/// by field (a server started with `Server::start_recording`): every
+/// field as sent, but for what the server's normalisation does, the write
+/// key taken out, `timestamp` kept as `originalTimestamp` and replaced by
+/// `receivedAt − (sentAt − originalTimestamp)`, `receivedAt` added. And
+/// analytics-next sent nothing else.
+fn stored_as_sent(server: &Server, stored: &[Value]) -> Result<()> {
+    let sent: Vec<Value> = server
+        .received()
+        .iter()
+        .filter(|r| !r.refused)
+        .flat_map(|r| r.events())
+        .collect();
+    ensure!(
+        sent.len() == stored.len(),
+        "analytics-next sent {} events, {} expected: {sent:?}",
+        sent.len(),
+        stored.len()
+    );
+    let date = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    for got in stored {
+        let id = &got["messageId"];
+        let copies: Vec<&Value> = sent.iter().filter(|s| s["messageId"] == *id).collect();
+        let [one] = copies[..] else {
+            bail!(
+                "analytics-next sent {} events with messageId {id}: {copies:?}",
+                copies.len()
+            );
+        };
+        let (Some(one), Some(got)) = (one.as_object(), got.as_object()) else {
+            bail!("not objects: sent {one}, stored {got:?}");
+        };
+        let kind = got.get("type").and_then(Value::as_str).unwrap_or("?");
+        for (key, value) in one {
+            match key.as_str() {
+                "writeKey" => ensure!(!got.contains_key(key), "{kind}: the write key was stored"),
+                "timestamp" => ensure!(
+                    got.get("originalTimestamp") == Some(value),
+                    "{kind}: originalTimestamp: stored {:?}, sent timestamp {value}",
+                    got.get("originalTimestamp")
+                ),
+                _ => {
+                    if let Some(why) = differs(key, got.get(key), value) {
+                        bail!("{kind}: {why}");
+                    }
+                }
+            }
+        }
+        for key in got.keys() {
+            ensure!(
+                one.contains_key(key) || key == "originalTimestamp" || key == "receivedAt",
+                "{kind}: {key} is stored but was not sent: {}",
+                got[key]
+            );
+        }
+        let received_at = date(got.get("receivedAt"));
+        let want = match (date(one.get("timestamp")), date(one.get("sentAt"))) {
+            (Some(original), Some(sent_at)) => received_at.map(|r| r - (sent_at - original)),
+            (original, None) => original,
+            (None, Some(_)) => received_at,
+        };
+        ensure!(
+            want.is_some() && date(got.get("timestamp")) == want,
+            "{kind}: timestamp: stored {:?}, want {want:?} (sent {:?} at {:?}, received {:?})",
+            got.get("timestamp"),
+            one.get("timestamp"),
+            one.get("sentAt"),
+            got.get("receivedAt")
+        );
+    }
+    Ok(())
 }
 
 /// Nothing went wrong on the page, and it fetched only from the hosts it
@@ -246,7 +346,7 @@ fn metadata_claims_nothing(events: &[Value]) -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn analytics_next_built_into_a_site_loads_switchyard_settings_and_sends_every_call()
 -> Result<()> {
-    let server = Server::start().await?;
+    let server = Server::start_recording().await?;
     let site = Site::start().await?;
     let statics = StaticHost::start().await?;
     enable_mixpanel(&server).await?;
@@ -331,7 +431,7 @@ fn standalone_head(server: &Server) -> Result<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn analytics_next_events_reach_a_cloud_destination_through_switchyard() -> Result<()> {
     let mock = switchyard_tests::MockApi::start(env!("CARGO_BIN_EXE_mock-api"))?;
-    let server = Server::start().await?;
+    let server = Server::start_recording().await?;
     let site = Site::start().await?;
     server
         .api_post(
@@ -383,7 +483,7 @@ async fn analytics_next_events_reach_a_cloud_destination_through_switchyard() ->
 #[tokio::test(flavor = "multi_thread")]
 async fn standalone_analytics_next_pointed_at_switchyard_sends_every_call_unchanged() -> Result<()>
 {
-    let server = Server::start().await?;
+    let server = Server::start_recording().await?;
     let site = Site::start().await?;
     enable_mixpanel(&server).await?;
 

@@ -93,20 +93,16 @@ async fn a_call_queued_by_the_snippet_arrives_and_the_anonymous_id_survives_a_re
     assert_eq!(page_event["anonymousId"], anonymous_id.as_str());
 
     browser.client.refresh().await?;
-    let events = loop {
-        let events = server.api("/events?limit=1000").await?;
-        let orders: Vec<Value> = events
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| is_order(e))
-            .cloned()
-            .collect();
-        if orders.len() == 2 {
-            break orders;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // The reloaded page's call: a second one, never a third.
+    server.wait_for_events(2, is_order).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let events: Vec<Value> = server
+        .all_events()
+        .await?
+        .into_iter()
+        .filter(is_order)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_ne!(events[0]["messageId"], events[1]["messageId"]);
     assert_eq!(
         events[0]["anonymousId"],

@@ -6,14 +6,25 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchyard_bundler::Artifacts;
 use switchyard_catalog::Catalog;
-use switchyard_store::{ConfigStore, DeliveryStore, EventLog, PostgresStore, Source, SqliteStore};
+use switchyard_store::{
+    ConfigStore, DeliveryStore, EventLog, PostgresStore, SealedConfigStore, SecretKey,
+    SecretSettings, Source, SqliteStore,
+};
 
 use crate::AppState;
 use crate::config::{ServeConfig, StoreConfig};
+use crate::state::AdminToken;
 
+/// Where an older instance kept its admin token in plain text; emptied
+/// once it is hashed.
 pub const ADMIN_TOKEN_KEY: &str = "admin_token";
+/// The admin token's SHA-256, hex.
+pub const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_sha256";
 pub const DEMO_SOURCE_KEY: &str = "demo_source_id";
 const DATABASE_FILE: &str = "switchyard.sqlite";
+/// The secret key's file in the data directory, when the operator gives
+/// none.
+pub const SECRET_KEY_FILE: &str = "secret.key";
 /// Events the live view keeps for a watcher that fell behind.
 pub const LIVE_BUFFER: usize = 1024;
 
@@ -64,11 +75,71 @@ pub async fn open_stores(config: &StoreConfig) -> anyhow::Result<Stores> {
             }
             _ => (sqlite.clone(), sqlite.clone()),
         };
+    let key = secret_key(config)?;
+    let sealed = SealedConfigStore::open(config_store, key, secret_settings(&catalog()?)).await?;
     Ok(Stores {
-        config: config_store,
+        config: Arc::new(sealed),
         events: sqlite,
         delivery,
     })
+}
+
+/// Which settings of each destination are sealed at rest.
+fn secret_settings(catalog: &Catalog) -> SecretSettings {
+    catalog
+        .all()
+        .iter()
+        .map(|def| {
+            let keys = def
+                .settings
+                .iter()
+                .filter(|s| s.secret)
+                .map(|s| s.key.clone())
+                .collect();
+            (def.slug.clone(), keys)
+        })
+        .collect()
+}
+
+/// The operator's key, or the data directory's (made now, readable by the
+/// owner only, on first start).
+fn secret_key(config: &StoreConfig) -> anyhow::Result<SecretKey> {
+    let bad = |e: String, from: &str| anyhow::anyhow!("{from}: {e}");
+    if let Some(text) = config
+        .secret_key
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return SecretKey::parse(text).map_err(|e| bad(e, "SWITCHYARD_SECRET_KEY"));
+    }
+    if let Some(path) = &config.secret_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secret key file {}", path.display()))?;
+        return SecretKey::parse(&text).map_err(|e| bad(e, &path.display().to_string()));
+    }
+    let path = config.data.join(SECRET_KEY_FILE);
+    if !path.exists() {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(SecretKey::generate().as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", path.display()));
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    SecretKey::parse(&text).map_err(|e| bad(e, &path.display().to_string()))
 }
 
 /// The delivery engine over an instance's stores (not started).
@@ -96,21 +167,47 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
     let stores = open_stores(&config.store).await?;
     let store = &stores.config;
 
-    let first_start = store.meta(DEMO_SOURCE_KEY).await?.is_none();
+    let first_start = store.meta(ADMIN_TOKEN_HASH_KEY).await?.is_none()
+        && store.meta(ADMIN_TOKEN_KEY).await?.is_none();
     let mut new_admin_token = None;
-    let admin_token = match &config.admin_token {
-        Some(t) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => match store.meta(ADMIN_TOKEN_KEY).await? {
-            Some(t) => t,
-            None => {
-                let t = switchyard_store::new_secret();
-                store.set_meta(ADMIN_TOKEN_KEY, &t).await?;
-                new_admin_token = Some(t.clone());
-                t
-            }
-        },
+    let stored = match store.meta(ADMIN_TOKEN_HASH_KEY).await? {
+        Some(hex) if !hex.is_empty() => Some(
+            AdminToken::from_hash_hex(&hex)
+                .context("the stored admin token hash is damaged; set SWITCHYARD_ADMIN_TOKEN")?,
+        ),
+        _ => None,
     };
-    let demo = if first_start {
+    // An older instance's token in plain text: hashed, and the text gone.
+    let stored = match (stored, store.meta(ADMIN_TOKEN_KEY).await?) {
+        (None, Some(plain)) if !plain.is_empty() => {
+            let token = AdminToken::new(&plain);
+            store
+                .set_meta(ADMIN_TOKEN_HASH_KEY, &token.hash_hex())
+                .await?;
+            store.set_meta(ADMIN_TOKEN_KEY, "").await?;
+            Some(token)
+        }
+        (stored, Some(plain)) if !plain.is_empty() => {
+            store.set_meta(ADMIN_TOKEN_KEY, "").await?;
+            stored
+        }
+        (stored, _) => stored,
+    };
+    let admin_token = match (&config.admin_token, stored) {
+        (Some(t), _) if !t.trim().is_empty() => AdminToken::new(t.trim()),
+        (_, Some(token)) => token,
+        (_, None) => {
+            let t = switchyard_store::new_secret();
+            let token = AdminToken::new(&t);
+            store
+                .set_meta(ADMIN_TOKEN_HASH_KEY, &token.hash_hex())
+                .await?;
+            new_admin_token = Some(t);
+            token
+        }
+    };
+    // The demo source, only when asked for, once.
+    let demo = if config.demo && store.meta(DEMO_SOURCE_KEY).await?.is_none() {
         let source = store.create_source("Demo website").await?;
         store.set_meta(DEMO_SOURCE_KEY, &source.id).await?;
         Some(source)
@@ -136,9 +233,17 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
         live: tokio::sync::broadcast::channel(LIVE_BUFFER).0,
         catalog,
         artifacts: Arc::new(artifacts),
-        admin_token: admin_token.into(),
+        admin_token,
         public_url: config.public_url.as_deref().map(Into::into),
         loader_max_age: config.loader_max_age,
+        public: Default::default(),
+        limits: Arc::new(crate::limits::Limits::new(
+            config.rate_limit,
+            config.max_in_flight,
+            std::time::Duration::from_secs(config.http_timeout.max(1)),
+        )),
+        trusted_proxies: Arc::new(crate::config::trusted_proxies(&config.trusted_proxies)?),
+        demo: config.demo,
     };
     Ok(Opened {
         state,
@@ -147,4 +252,23 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
         demo,
         artifacts_problem,
     })
+}
+
+/// Keeps the event log to `days` of events: prunes now and every hour.
+pub fn start_retention(events: Arc<dyn EventLog>, days: u32) {
+    if days == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+            let before = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            match events.prune_before(&before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("retention: removed {n} event(s) older than {days} day(s)"),
+                Err(e) => tracing::warn!("retention: cannot prune the event log: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
 }

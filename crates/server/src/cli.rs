@@ -322,6 +322,10 @@ pub async fn state_with(store: &StoreConfig, config: &DeliveryConfig) -> anyhow:
         admin_token: "".into(),
         public_url: None,
         loader_max_age: 0,
+        public: Default::default(),
+        limits: Default::default(),
+        trusted_proxies: Default::default(),
+        demo: false,
     })
 }
 

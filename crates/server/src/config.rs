@@ -21,6 +21,20 @@ pub struct StoreConfig {
         global = true
     )]
     pub database_url: Option<String>,
+    /// The key secret settings are sealed with at rest (64 hex digits or
+    /// base64 of 32 bytes). Without it (or a key file), the key is
+    /// `secret.key` in the data directory, made on first start. Replicas
+    /// sharing a Postgres configuration need the same key.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<String>,
+    /// A file holding the key, instead of `--secret-key`.
+    #[arg(long, env = "SWITCHYARD_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -49,6 +63,47 @@ pub struct ServeConfig {
     /// cannot send one).
     #[arg(long, env = "SWITCHYARD_METRICS_PUBLIC", default_value_t = false)]
     pub metrics_public: bool,
+    /// Events a write key may send per second (bursts of twice that); 0
+    /// for no limit. Beyond it: 429 with `Retry-After`.
+    #[arg(long, env = "SWITCHYARD_RATE_LIMIT", default_value_t = crate::limits::DEFAULT_RATE)]
+    pub rate_limit: u32,
+    /// Tracking requests handled at once; beyond it: 503 with
+    /// `Retry-After`.
+    #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT", default_value_t = crate::limits::DEFAULT_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Seconds a tracking request may take, body included; beyond it: 408.
+    #[arg(long, env = "SWITCHYARD_HTTP_TIMEOUT", default_value_t = 30)]
+    pub http_timeout: u64,
+    /// Proxies (CIDRs or addresses, comma-separated) whose
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` name the public origin;
+    /// none by default: the public URL does.
+    #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// A demo source and its page at `/demo` (`cargo xtask run` asks for
+    /// them); none by default.
+    #[arg(long, env = "SWITCHYARD_DEMO", default_value_t = false)]
+    pub demo: bool,
+    /// Days the event log keeps an event (checked hourly); 0 keeps every
+    /// event.
+    #[arg(long, env = "SWITCHYARD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+}
+
+/// `--trusted-proxies`, read: each item a CIDR or a single address.
+pub fn trusted_proxies(text: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "SWITCHYARD_TRUSTED_PROXIES: `{t}` is not an address or a CIDR (10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// How cloud delivery retries, and where it may connect.

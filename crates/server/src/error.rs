@@ -24,6 +24,16 @@ pub enum AppError {
     Unprocessable { error: String, field: String },
     #[error("{0}")]
     Unavailable(String),
+    #[error("too many events for this write key: retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the server is busy: retry after {retry_after} s")]
+    Busy { retry_after: u64 },
+    #[error("the request took too long")]
+    Timeout,
+    #[error(
+        "a body in `{0}` cannot be read: send it as it is, or in gzip, br or deflate (Content-Encoding)"
+    )]
+    UnsupportedEncoding(String),
     #[error("{}", store_message(.0))]
     Store(#[from] StoreError),
 }
@@ -44,6 +54,7 @@ impl From<switchyard_delivery::DeliveryError> for AppError {
 fn store_message(e: &StoreError) -> String {
     match e {
         StoreError::NotFound(what) => ["no such ", what].concat(),
+        e if e.is_full() => "the server's storage is full: retry later".to_string(),
         _ => "storage failed".to_string(),
     }
 }
@@ -67,8 +78,12 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            AppError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            AppError::Store(e) if e.is_full() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,10 +92,17 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, AppError::Busy { .. }) {
             // The client gets a short reason; the log gets the cause.
             tracing::error!(error = ?self, "request failed");
         }
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after } | AppError::Busy { retry_after } => {
+                Some(*retry_after)
+            }
+            AppError::Store(e) if e.is_full() => Some(30),
+            _ => None,
+        };
         let mut body = json!({ "error": self.to_string() });
         match &self {
             AppError::Invalid(e) => {
@@ -91,6 +113,12 @@ impl IntoResponse for AppError {
             AppError::Unprocessable { field, .. } => body["field"] = json!(field),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

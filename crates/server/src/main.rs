@@ -73,6 +73,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "switchyard=info,tower_http=warn".into()),
         )
+        // Colours only for a terminal: a log file or collector gets text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     if let Err(e) = run(Cli::parse().command).await {
         eprintln!("error: {e:#}");
@@ -136,7 +138,7 @@ macro_rules! say {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let opened = boot::open(&config).await?;
+    let mut opened = boot::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -167,12 +169,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             boot::snippet(&demo.write_key, &origin)
         );
     }
+    if config.demo {
+        say!("\nDemo page: {origin}/demo");
+    }
     say!(
-        "\nDemo page: {origin}/demo\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events"
+        "\nAdmin:     {origin}/admin\nEvents:    curl -H \"Authorization: Bearer <admin token>\" {origin}/api/events"
     );
 
+    // What the settings document and demo page name: never a request's
+    // Host, unless it comes through a trusted proxy.
+    opened.state.public_url = Some(origin.as_str().into());
     opened.state.delivery.start();
-    let app = switchyard_server::app(opened.state);
+    boot::start_retention(opened.state.events.clone(), config.retention_days);
+    let app = switchyard_server::app(opened.state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -381,15 +381,22 @@ impl<'a> Admin<'a> {
         let mut warnings = Vec::new();
         let name = def.map_or(c.destination.as_str(), |d| d.name.as_str());
         match def {
-            None => warnings.push(Warning {
-                code: "unknown_destination",
-                message: [
-                    "`",
-                    &c.destination,
-                    "` is no longer in the catalog: nothing is delivered to it",
-                ]
-                .concat(),
-            }),
+            None => {
+                // Which of its settings were secret is the catalog's to
+                // say, and it no longer can: every value is masked.
+                for v in settings.values_mut() {
+                    *v = Value::String(SECRET_MASK.to_string());
+                }
+                warnings.push(Warning {
+                    code: "unknown_destination",
+                    message: [
+                        "`",
+                        &c.destination,
+                        "` is no longer in the catalog: nothing is delivered to it",
+                    ]
+                    .concat(),
+                })
+            }
             Some(def) => {
                 for s in def.settings.iter().filter(|s| s.secret) {
                     if let Some(v) = settings.get_mut(&s.key) {

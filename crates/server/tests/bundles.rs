@@ -526,8 +526,10 @@ async fn after_a_restart_a_module_named_by_an_older_loader_is_built_on_request()
     let other_hash = wasm_of(&t.get(&loader_url(&other)).await);
     let before = t.get(&["/b/", &hash, ".wasm"].concat()).await;
 
-    // A new process: the same store and library, nothing built yet.
+    // A new process: the same store and library, nothing built or kept
+    // yet.
     t.state.artifacts = Arc::new(Ok(artifacts_with(&["mixpanel", "posthog"])));
+    t.state.public = Default::default();
     let fresh = t.state.artifacts.as_ref().as_ref().unwrap().clone();
     assert!(fresh.module_by_hash(&hash).is_none());
     let after = t.get(&["/b/", &hash, ".wasm"].concat()).await;

@@ -28,6 +28,8 @@ fn switchyard(envs: &[(&str, &str)]) -> Command {
         .env_remove("SWITCHYARD_ADDR")
         .env_remove("SWITCHYARD_DATA")
         .env_remove("SWITCHYARD_DATABASE_URL")
+        .env_remove("SWITCHYARD_SECRET_KEY")
+        .env_remove("SWITCHYARD_SECRET_KEY_FILE")
         .env_remove("RUST_LOG")
         .envs(envs.iter().copied());
     cmd
@@ -49,35 +51,49 @@ fn serve_logging(envs: &[(&str, &str)], log: Option<&Path>) -> Running {
             .open(path)
             .unwrap()
     };
+    // The demo source unless the test says otherwise: most read its
+    // write key from the start-up message.
+    let demo = envs.iter().all(|(k, _)| *k != "SWITCHYARD_DEMO");
     let mut child = switchyard(envs)
+        .envs(demo.then_some(("SWITCHYARD_DEMO", "true")))
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(log.map_or(Stdio::null(), |p| open(p).into()))
         .spawn()
         .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
+    // Everything it prints is read, as a terminal would, so the server
+    // never writes to a closed pipe: the start-up message comes here, the
+    // rest goes to the log.
+    let stdout = child.stdout.take().unwrap();
+    let mut file = log.map(open);
+    let (said, heard) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut started = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if started {
+                if let Some(file) = &mut file {
+                    let _ = writeln!(file, "{line}");
+                }
+            } else {
+                started = line.starts_with("Events:");
+                let _ = said.send(line);
+            }
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited early: {lines:?}"
-        );
-        let done = line.starts_with("Demo page:");
-        lines.push(line.trim_end().to_string());
-        if done || Instant::now() > deadline {
-            break;
-        }
-    }
-    // Keep reading, as a terminal would, so the server never writes to a closed pipe.
-    match log {
-        Some(path) => {
-            let mut file = open(path);
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut file));
-        }
-        None => {
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    while !lines.last().is_some_and(|l| l.starts_with("Events:")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match heard.recv_timeout(left) {
+            Ok(line) => lines.push(line.trim_end().to_string()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("exited early: {lines:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no start-up message within 30 s: {lines:?}")
+            }
         }
     }
     let origin = lines
@@ -983,6 +999,8 @@ struct Receiver {
     port: u16,
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,
     bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Each request's head (request line and headers), lowercased.
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Receiver {
@@ -992,7 +1010,8 @@ impl Receiver {
         let port = listener.local_addr().unwrap().port();
         let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (s, b) = (status.clone(), bodies.clone());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, b, h) = (status.clone(), bodies.clone(), heads.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -1016,6 +1035,7 @@ impl Receiver {
                             })
                             .unwrap_or(0);
                         if data.len() >= at + 4 + length {
+                            h.lock().unwrap().push(text[..at].to_ascii_lowercase());
                             break Some(
                                 String::from_utf8_lossy(&data[at + 4..at + 4 + length]).to_string(),
                             );
@@ -1035,11 +1055,31 @@ impl Receiver {
             port,
             status,
             bodies,
+            heads,
         }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// A header of the last request.
+    fn last_header(&self, name: &str) -> Option<String> {
+        let heads = self.heads.lock().unwrap();
+        let prefix = [name, ":"].concat();
+        heads
+            .last()?
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+    }
+
+    fn last_body(&self) -> String {
+        self.bodies
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn bodies(&self) -> Vec<Value> {
@@ -1424,4 +1464,526 @@ fn killed_under_load_every_acknowledged_event_still_reaches_every_destination() 
         let leak = log.lines().find(|l| l.contains(secret));
         assert!(leak.is_none(), "{secret} is in the log: {leak:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Secrets at rest.
+
+/// Whether any of the data directory's database files holds `text`.
+fn database_holds(data: &Path, text: &str) -> bool {
+    ["switchyard.sqlite", "switchyard.sqlite-wal"]
+        .iter()
+        .any(|name| {
+            std::fs::read(data.join(name))
+                .is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+        })
+}
+
+/// The store as it is on disk, without the server's sealing.
+fn raw_store(data: &Path) -> switchyard_store::SqliteStore {
+    switchyard_store::SqliteStore::open(&data.join("switchyard.sqlite")).unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn hmac_hex(secret: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn secret_settings_are_sealed_at_rest_and_a_copy_of_the_database_opens_none() {
+    use switchyard_store::ConfigStore;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let receiver = Receiver::start();
+    let source = new_source(data, "Shop");
+    let secret = "hunter2-signing-secret";
+    let url = ["url=", &receiver.url()].concat();
+    let set_secret = ["sharedSecret=", secret].concat();
+    let hook = text(
+        &json(
+            data,
+            &[
+                "connections",
+                "add",
+                &source,
+                "webhook",
+                "--set",
+                &url,
+                "--set",
+                &set_secret,
+                "--enable",
+            ],
+        ),
+        "id",
+    );
+
+    // What is stored is sealed, and no file of the database holds the
+    // secret.
+    let stored = block_on(raw_store(data).connection(&hook))
+        .unwrap()
+        .unwrap();
+    let settings: Value = serde_json::from_str(&stored.settings).unwrap();
+    let sealed = settings["sharedSecret"].as_str().unwrap();
+    assert!(sealed.starts_with("sy1:"), "{sealed}");
+    assert_eq!(settings["url"], receiver.url(), "only secrets are sealed");
+    assert!(!database_holds(data, secret));
+    let key_file = data.join("secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is the owner's only");
+    }
+
+    // Delivery uses the secret itself: the signature is the HMAC of the
+    // body with it.
+    deliveries(data, &["test", &hook]);
+    assert_eq!(
+        receiver.last_header("x-signature"),
+        Some(hmac_hex(secret, &receiver.last_body()))
+    );
+
+    // A copy of the database without the key: refused, with why.
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["switchyard.sqlite", "switchyard.sqlite-wal"] {
+        if data.join(name).exists() {
+            std::fs::copy(data.join(name), copy.path().join(name)).unwrap();
+        }
+    }
+    let err = fails(copy.path(), &["connections", "list", &source], 1);
+    assert!(err.contains("secret key does not open"), "{err}");
+    // With the key, the copy works, and still shows the secret masked.
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let mut cmd = switchyard(&[("SWITCHYARD_SECRET_KEY", key.trim())]);
+    cmd.args(["connections", "show", &hook, "--json", "--data"])
+        .arg(copy.path());
+    let (code, out, err) = outcome(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["settings"]["sharedSecret"], MASK);
+    // A key that is not one is a clear error.
+    let mut cmd = switchyard(&[("SWITCHYARD_SECRET_KEY", "short")]);
+    cmd.args(["connections", "list", &source, "--data"])
+        .arg(copy.path());
+    let (code, _, err) = outcome(&mut cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("64 hex digits or in base64"), "{err}");
+}
+
+#[test]
+fn secrets_stored_in_plain_text_before_are_sealed_at_the_next_start() {
+    use switchyard_store::ConfigStore;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let raw = raw_store(data);
+    let (source, old) = block_on(async {
+        let source = raw.create_source("Old").await.unwrap();
+        let old = raw
+            .create_connection(switchyard_store::NewConnection {
+                source_id: source.id.clone(),
+                destination: "mixpanel".into(),
+                mode: switchyard_store::Mode::Cloud,
+                enabled: false,
+                settings: serde_json::json!({"token": TOKEN, "apiSecret": "plain-old-api-secret"})
+                    .to_string(),
+            })
+            .await
+            .unwrap();
+        (source, old)
+    });
+    drop(raw);
+    let listed = json(data, &["connections", "list", &source.id]);
+    assert_eq!(listed[0]["settings"]["apiSecret"], MASK);
+    let stored = block_on(raw_store(data).connection(&old.id))
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored.settings.contains("plain-old-api-secret"),
+        "{}",
+        stored.settings
+    );
+    assert!(
+        stored.settings.contains(TOKEN),
+        "the project token is not a secret"
+    );
+}
+
+#[test]
+fn a_connection_whose_destination_left_the_catalog_shows_no_setting() {
+    use switchyard_store::ConfigStore;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let gone = block_on(async {
+        raw_store(data)
+            .create_connection(switchyard_store::NewConnection {
+                source_id: source.clone(),
+                destination: "retired_vendor".into(),
+                mode: switchyard_store::Mode::Cloud,
+                enabled: true,
+                settings: serde_json::json!({"apiKey": "plain-retired-key"}).to_string(),
+            })
+            .await
+            .unwrap()
+    });
+    let shown = json(data, &["connections", "show", &gone.id]);
+    assert_eq!(shown["settings"]["apiKey"], MASK, "{shown}");
+    assert!(warning_codes(&shown).contains(&"unknown_destination".to_string()));
+    let (_, out, _) = run(data, &["connections", "list", &source]);
+    assert!(!out.contains("plain-retired-key"), "{out}");
+}
+
+#[test]
+fn the_admin_token_is_kept_hashed_and_an_older_plain_one_is_hashed_at_start() {
+    use switchyard_store::ConfigStore;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+    ];
+    let token = {
+        let first = serve(&env);
+        after(&first.lines, "Admin token:").unwrap().to_string()
+    };
+    let sha = |t: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(t.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let raw = raw_store(data.path());
+    let (hash, plain) = block_on(async {
+        (
+            raw.meta("admin_token_sha256").await.unwrap(),
+            raw.meta("admin_token").await.unwrap(),
+        )
+    });
+    assert_eq!(hash, Some(sha(&token)));
+    assert_eq!(plain, None);
+    assert!(!database_holds(data.path(), &token));
+
+    // An instance from before hashing kept the token in plain text: it
+    // still works, and is hashed and gone from the database.
+    block_on(async {
+        raw.set_meta("admin_token_sha256", "").await.unwrap();
+        raw.set_meta("admin_token", "legacy-token-0123456789")
+            .await
+            .unwrap();
+    });
+    drop(raw);
+    let again = serve(&env);
+    let url = [&again.origin, "/api/sources"].concat();
+    assert_eq!(get(&url, Some("legacy-token-0123456789")).0, 200);
+    assert_eq!(get(&url, Some(&token)).0, 401);
+    let raw = raw_store(data.path());
+    let (hash, plain) = block_on(async {
+        (
+            raw.meta("admin_token_sha256").await.unwrap(),
+            raw.meta("admin_token").await.unwrap(),
+        )
+    });
+    assert_eq!(hash, Some(sha("legacy-token-0123456789")));
+    assert_eq!(plain.as_deref(), Some(""));
+}
+
+#[test]
+fn every_request_is_logged_with_its_route_status_and_source_and_no_write_key() {
+    let data = tempfile::tempdir().unwrap();
+    let log_path = data.path().join("server.log");
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+        ("SWITCHYARD_ADMIN_TOKEN", "log-test-token"),
+        ("RUST_LOG", "switchyard::request=info"),
+    ];
+    let running = serve_logging(&env, Some(&log_path));
+    let write_key = after(&running.lines, "write key:").unwrap().to_string();
+    let track = serde_json::json!({"event": "Logged", "userId": "u", "properties": {"note": "body-text-never-logged"}});
+    let url = [&running.origin, "/v1/track"].concat();
+    assert_eq!(send_json(&url, ("basic", &write_key), &track).0, 200);
+    assert_eq!(send_json(&url, ("basic", "not-a-key"), &track).0, 401);
+    let missing = [&running.origin, "/no/such/", &write_key].concat();
+    assert_eq!(get(&missing, None).0, 404);
+    let sources = get(
+        &[&running.origin, "/api/sources"].concat(),
+        Some("log-test-token"),
+    );
+    assert_eq!(sources.0, 200);
+    let source_id = serde_json::from_str::<Value>(&sources.1).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The lines are written as the requests end; wait for the fourth.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.lines().filter(|l| l.contains("route=")).count() >= 4 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("route=")).collect();
+    let ok = lines
+        .iter()
+        .find(|l| l.contains("status=200") && l.contains("/v1/{call}"))
+        .unwrap_or_else(|| panic!("no line for the accepted call: {log}"));
+    assert!(ok.contains("method=POST"), "{ok}");
+    assert!(
+        ok.contains(&["source=\"", &source_id, "\""].concat()),
+        "{ok}"
+    );
+    assert!(ok.contains("ms="), "{ok}");
+    assert!(lines.iter().any(|l| l.contains("status=401")), "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("status=404") && l.contains("(no route)")),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("route=\"/api/sources\"") && l.contains("status=200")),
+        "{log}"
+    );
+    assert!(!log.contains(&write_key), "a write key was logged: {log}");
+    assert!(!log.contains("body-text-never-logged"), "a body was logged");
+    assert!(
+        !log.contains("log-test-token"),
+        "the admin token was logged"
+    );
+}
+
+/// `GET url` with extra headers; the JSON it answers.
+fn get_json_with(url: &str, headers: &[(&str, &str)]) -> Value {
+    block_on(async {
+        let mut req = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    })
+}
+
+#[test]
+fn a_forged_host_never_reaches_the_settings_document_unless_a_trusted_proxy_sends_it() {
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+    ];
+    let running = serve(&env);
+    let write_key = after(&running.lines, "write key:").unwrap().to_string();
+    let url = [&running.origin, "/v1/projects/", &write_key, "/settings"].concat();
+    let forged = [
+        ("host", "evil.example"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let doc = get_json_with(&url, &forged);
+    let io = &doc["integrations"]["Segment.io"];
+    let listen = running.origin.trim_start_matches("http://");
+    assert_eq!(io["apiHost"], [listen, "/v1"].concat(), "{doc}");
+    assert_eq!(io["protocol"], "http");
+    drop(running);
+
+    // Behind a proxy the operator trusts, the proxy names the origin.
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+        ("SWITCHYARD_TRUSTED_PROXIES", "127.0.0.0/8"),
+    ];
+    let running = serve(&env);
+    let url = [&running.origin, "/v1/projects/", &write_key, "/settings"].concat();
+    let doc = get_json_with(
+        &url,
+        &[
+            ("x-forwarded-host", "events.example.com"),
+            ("x-forwarded-proto", "https"),
+        ],
+    );
+    let io = &doc["integrations"]["Segment.io"];
+    assert_eq!(io["apiHost"], "events.example.com/v1", "{doc}");
+    assert_eq!(io["protocol"], "https");
+    drop(running);
+
+    let out = switchyard(&[
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_TRUSTED_PROXIES", "10.0.0.0/8, the-proxy"),
+    ])
+    .arg("serve")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`the-proxy` is not an address or a CIDR"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_server_has_no_demo_unless_asked() {
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+        ("SWITCHYARD_DEMO", "false"),
+    ];
+    let running = serve(&env);
+    let token = after(&running.lines, "Admin token:").unwrap().to_string();
+    assert!(
+        after(&running.lines, "write key:").is_none(),
+        "{:?}",
+        running.lines
+    );
+    assert!(after(&running.lines, "Demo page:").is_none());
+    let (status, body) = get(&[&running.origin, "/demo"].concat(), None);
+    assert_eq!(status, 404);
+    assert!(body.contains("--demo"), "{body}");
+    let (status, body) = get(&[&running.origin, "/api/sources"].concat(), Some(&token));
+    assert_eq!(status, 200);
+    assert_eq!(body.trim(), "[]", "a source nobody asked for");
+}
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &["size=", size].concat(), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("mount is needed to make a small filesystem");
+        assert!(
+            out.status.success(),
+            "cannot mount a small tmpfs (the test needs to): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_makes_tracking_answer_503_and_the_rest_keeps_serving() {
+    let disk = SmallDisk::new("6m");
+    let data = disk.dir.path().join("data");
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.to_str().unwrap()),
+        ("SWITCHYARD_ADMIN_TOKEN", "disk-token"),
+        ("SWITCHYARD_RATE_LIMIT", "0"),
+    ];
+    let running = serve(&env);
+    let write_key = after(&running.lines, "write key:").unwrap().to_string();
+    let url = [&running.origin, "/v1/batch"].concat();
+    let batch = |n: usize| {
+        let events: Vec<Value> = (0..40)
+            .map(|i| serde_json::json!({"type": "track", "event": "Filling", "userId": "u", "messageId": format!("fill-{n}-{i}"), "properties": {"pad": "x".repeat(8_000)}}))
+            .collect();
+        serde_json::json!({ "batch": events })
+    };
+    // Some accepted while there is room.
+    let mut accepted = 0;
+    for n in 0..3 {
+        let (status, body) = send_json(&url, ("basic", &write_key), &batch(500 + n));
+        assert_eq!(status, 200, "{body}");
+        accepted += 40;
+    }
+    // Fill what is left of the disk, then send until the log cannot grow.
+    let filler = disk.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let mut refused = None;
+    for n in 0..200 {
+        let (status, body) = send_json(&url, ("basic", &write_key), &batch(n));
+        match status {
+            200 => accepted += 40,
+            503 => {
+                refused = Some(body);
+                break;
+            }
+            other => panic!("batch {n}: {other} {body}"),
+        }
+    }
+    let body = refused.expect("the disk never filled up");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("storage is full"),
+        "{body}"
+    );
+    let head = block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .basic_auth(&write_key, Some(""))
+            .json(&batch(999))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(head.status().as_u16(), 503);
+    assert_eq!(head.headers()["retry-after"], "30");
+
+    // Everything else still serves.
+    let (status, _) = get(
+        &[&running.origin, "/api/sources"].concat(),
+        Some("disk-token"),
+    );
+    assert_eq!(status, 200);
+    let loader = [
+        &running.origin,
+        "/analytics.js/v1/",
+        &write_key,
+        "/analytics.min.js",
+    ]
+    .concat();
+    assert_eq!(get(&loader, None).0, 200);
+
+    // Room again: accepted again, and nothing accepted before is lost.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = send_json(&url, ("basic", &write_key), &batch(1000));
+    assert_eq!(status, 200, "{body}");
+    accepted += 40;
+    let (status, events) = get(
+        &[&running.origin, "/api/events?limit=1000"].concat(),
+        Some("disk-token"),
+    );
+    assert_eq!(status, 200);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    assert_eq!(
+        events.as_array().map(Vec::len),
+        Some(accepted),
+        "accepted events lost"
+    );
+    drop(running);
 }

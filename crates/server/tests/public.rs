@@ -254,7 +254,11 @@ async fn unknown_write_keys_and_modules_are_clear_404s() {
     for url in [
         "/analytics.js/v1/nope/analytics.min.js",
         "/v1/projects/nope/settings",
+        // Not the shape of a module's hash: refused before any lookup.
         "/b/0123456789abcdef.wasm",
+        // The shape, but no source's module: looked for, built for every
+        // source's current set, and still not found.
+        "/b/0123456789abcdef0123456789abcdef.wasm",
         "/b/..%2f..%2fetc%2fpasswd",
         "/nothing/here",
     ] {
@@ -262,6 +266,43 @@ async fn unknown_write_keys_and_modules_are_clear_404s() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{url}");
         assert!(!r.json()["error"].as_str().unwrap().is_empty(), "{url}");
     }
+}
+
+/// The module hash a loader names (`"wasm":"<hash>"` in its config).
+fn named_module(loader: &Reply) -> String {
+    let text = loader.text();
+    let at = text
+        .find("\"wasm\":\"")
+        .unwrap_or_else(|| panic!("the loader names no module: {text}"))
+        + "\"wasm\":\"".len();
+    text[at..].chars().take_while(|c| *c != '"').collect()
+}
+
+#[tokio::test]
+async fn after_a_restart_the_module_an_older_loader_names_is_rebuilt() {
+    let mut t = TestApp::new().await;
+    let loader = t.get(&loader_url(&t)).await;
+    assert_eq!(loader.status, StatusCode::OK);
+    let hash = named_module(&loader);
+    assert!(
+        hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    let before = t.get(&["/b/", &hash, ".wasm"].concat()).await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert!(before.body.starts_with(b"\0asm"));
+
+    // A new process with the same store and library: nothing built or
+    // kept, and the page still holds the loader from before.
+    t.state.artifacts = std::sync::Arc::new(Ok(common::artifacts()));
+    t.state.public = Default::default();
+    let fresh = t.state.artifacts.as_ref().as_ref().unwrap().clone();
+    assert!(fresh.module_by_hash(&hash).is_none());
+    let after = t.get(&["/b/", &hash, ".wasm"].concat()).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text());
+    assert_eq!(after.header("content-type"), "application/wasm");
+    assert_eq!(after.body, before.body, "rebuilt, the module differs");
+    assert!(fresh.module_by_hash(&hash).is_some());
 }
 
 #[tokio::test]

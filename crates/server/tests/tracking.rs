@@ -191,6 +191,10 @@ async fn bad_input_is_refused_with_a_reason_and_stores_nothing() {
         case("binary garbage", "/v1/track", Some(basic(&key)), vec![0xff, 0xfe, 0x00, 0x01], StatusCode::BAD_REQUEST, "not valid JSON"),
         Case { encoding: Some("gzip"), ..case("gzip bomb", "/v1/batch", Some(basic(&key)), bomb, StatusCode::PAYLOAD_TOO_LARGE, "over the limit") },
         Case { encoding: Some("gzip"), ..case("not really gzip", "/v1/track", Some(basic(&key)), b"plain text".to_vec(), StatusCode::BAD_REQUEST, "cannot read the body") },
+        Case { encoding: Some("br"), ..case("not really brotli", "/v1/track", Some(basic(&key)), b"plain text".to_vec(), StatusCode::BAD_REQUEST, "cannot read the body") },
+        Case { encoding: Some("deflate"), ..case("not really deflate", "/v1/track", Some(basic(&key)), b"plain text".to_vec(), StatusCode::BAD_REQUEST, "cannot read the body") },
+        Case { encoding: Some("zstd"), ..case("an encoding the server does not read", "/v1/track", Some(basic(&key)), ok_track.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "`zstd` cannot be read") },
+        Case { encoding: Some("gzip, compress"), ..case("one unknown encoding of two", "/v1/track", Some(basic(&key)), ok_track.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "`compress` cannot be read") },
     ];
     for c in cases {
         let mut req = Request::post(c.path).header("content-type", "application/json");

@@ -9,6 +9,7 @@
 mod ids;
 mod model;
 mod postgres;
+mod sealed;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ pub use model::{
     StatsMinute, StoredEvent,
 };
 pub use postgres::PostgresStore;
+pub use sealed::{SealedConfigStore, SecretKey, SecretSettings, is_sealed};
 pub use sqlite::SqliteStore;
 pub use switchyard_spec::Mode;
 
@@ -32,13 +34,33 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("the event-log writer has stopped")]
     WriterGone,
+    #[error("the disk holding the event log is full")]
+    Full,
     #[error("storage task failed: {0}")]
     Task(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error(
+        "the secret key does not open this database's secrets: give the key it was first started with (SWITCHYARD_SECRET_KEY, SWITCHYARD_SECRET_KEY_FILE, or secret.key in the data directory)"
+    )]
+    WrongSecretKey,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Whether the storage ran out of space (the disk is full): worth
+    /// retrying once the operator made room, not a fault in the request.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full => true,
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Sources and instance metadata.
 #[async_trait]
@@ -104,6 +126,10 @@ pub trait EventLog: Send + Sync {
     /// The position just before the first event of `source_id` received at
     /// or after `at` (RFC 3339, UTC): where a replay from `at` starts.
     async fn position_at(&self, source_id: &str, at: &str) -> Result<i64>;
+
+    /// Removes the events received before `before` (RFC 3339, UTC): the
+    /// log's retention. Returns how many went.
+    async fn prune_before(&self, before: &str) -> Result<u64>;
 }
 
 /// Cloud delivery's durable state, kept with the configuration: each

@@ -257,9 +257,15 @@ fn writer_loop(mut conn: Db, mut rx: mpsc::Receiver<AppendJob>) {
                 }
             }
             Err(e) => {
+                let full = e.is_full();
                 let msg = e.to_string();
                 for job in jobs {
-                    let _ = job.done.send(Err(StoreError::Task(msg.clone())));
+                    let error = if full {
+                        StoreError::Full
+                    } else {
+                        StoreError::Task(msg.clone())
+                    };
+                    let _ = job.done.send(Err(error));
                 }
             }
         }
@@ -363,7 +369,7 @@ fn connection_by_id(c: &Db, id: &str) -> Result<Connection> {
 impl ConfigStore for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let key = key.to_string();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             Ok(
                 c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                     .optional()?,
@@ -407,7 +413,7 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn sources(&self) -> Result<Vec<Source>> {
-        self.with_conn(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " ORDER BY rowid"].concat())?;
             let rows = stmt.query_map([], source_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -417,7 +423,7 @@ impl ConfigStore for SqliteStore {
 
     async fn source(&self, id: &str) -> Result<Option<Source>> {
         let id = id.to_string();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " WHERE id = ?1"].concat())?;
             Ok(stmt.query_row([id], source_from_row).optional()?)
         })
@@ -426,7 +432,7 @@ impl ConfigStore for SqliteStore {
 
     async fn source_by_write_key(&self, write_key: &str) -> Result<Option<Source>> {
         let key = write_key.to_string();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&[SOURCE_COLUMNS, " WHERE write_key = ?1"].concat())?;
             Ok(stmt.query_row([key], source_from_row).optional()?)
         })
@@ -496,7 +502,7 @@ impl ConfigStore for SqliteStore {
 
     async fn connection(&self, id: &str) -> Result<Option<Connection>> {
         let id = id.to_string();
-        self.with_conn(move |c| match connection_by_id(c, &id) {
+        self.read(move |c| match connection_by_id(c, &id) {
             Ok(conn) => Ok(Some(conn)),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -506,7 +512,7 @@ impl ConfigStore for SqliteStore {
 
     async fn connections(&self, source_id: &str) -> Result<Vec<Connection>> {
         let id = source_id.to_string();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 &[CONNECTION_COLUMNS, " WHERE source_id = ?1 ORDER BY rowid"].concat(),
             )?;
@@ -670,6 +676,27 @@ impl EventLog for SqliteStore {
             }
         })
         .await
+    }
+
+    async fn prune_before(&self, before: &str) -> Result<u64> {
+        let mut total = 0;
+        // In chunks, so the writer is never held up for long.
+        loop {
+            let before = before.to_string();
+            let n = self
+                .with_conn(move |c| {
+                    Ok(c.execute(
+                        "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events WHERE received_at < ?1 ORDER BY seq LIMIT 5000)",
+                        [before],
+                    )?)
+                })
+                .await?;
+            total += n as u64;
+            if n < 5000 {
+                return Ok(total);
+            }
+        }
     }
 
     async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>> {

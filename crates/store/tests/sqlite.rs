@@ -3,6 +3,10 @@
 
 mod common;
 
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use switchyard_store::{EventLog, NewEvent, SqliteStore};
 
 fn event(source: &str, message_id: &str) -> NewEvent {
@@ -160,4 +164,186 @@ async fn concurrent_appends_are_all_kept_and_survive_reopening() {
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.recent(None, 1000).await.unwrap().len(), 400);
+}
+
+/// Set in the child a durability test starts: the path of the database
+/// it appends to before it is killed.
+const KILLED_WRITER: &str = "SWITCHYARD_TEST_KILLED_WRITER_DB";
+
+/// The events the killed writer appends, in two appends: what the parent
+/// expects to find, field by field.
+fn killed_writer_events() -> [Vec<NewEvent>; 2] {
+    let one = |source: &str, id: &str, kind: &'static str, at: &str| NewEvent {
+        source_id: source.into(),
+        message_id: id.into(),
+        kind,
+        received_at: at.into(),
+        json: serde_json::json!({"type": kind, "messageId": id, "properties": {"n": id}})
+            .to_string(),
+    };
+    [
+        vec![
+            one("s1", "k1", "track", "2026-11-28T12:00:00.000Z"),
+            one("s2", "k1", "identify", "2026-11-28T12:00:01.000Z"),
+        ],
+        vec![one("s1", "k2", "page", "2026-11-28T12:00:02.000Z")],
+    ]
+}
+
+/// The child's part: open the store, append, say so, and wait to be
+/// killed (never closing the store).
+async fn append_then_wait_to_be_killed(path: &str) {
+    let store = SqliteStore::open(std::path::Path::new(path)).unwrap();
+    for events in killed_writer_events() {
+        let n = events.len();
+        assert_eq!(store.append(events).await.unwrap(), n);
+    }
+    // On a line of its own: the test harness has started one with the
+    // test's name.
+    println!("\nappended");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(store);
+    panic!("the parent never killed this writer");
+}
+
+#[tokio::test]
+async fn an_append_that_returned_survives_the_writer_being_killed() {
+    if let Ok(path) = std::env::var(KILLED_WRITER) {
+        return append_then_wait_to_be_killed(&path).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    // This test again, in a child process that appends and is then
+    // killed with SIGKILL: no destructor, no close, no checkpoint.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_append_that_returned_survives_the_writer_being_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILLED_WRITER, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut heard = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) if line.trim() == "appended" => break,
+            Ok(line) => heard.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the writer never said it appended ({e}); it printed {heard:?}");
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status}");
+
+    let store = SqliteStore::open(&path).unwrap();
+    let [first, second] = killed_writer_events();
+    let want: Vec<NewEvent> = first.into_iter().chain(second).collect();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mut rows = raw
+        .prepare(
+            "SELECT seq, source_id, message_id, type, received_at, body FROM events ORDER BY seq",
+        )
+        .unwrap();
+    let got: Vec<(i64, String, String, String, String, String)> = rows
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got.len(), want.len(), "stored after the kill: {got:?}");
+    for ((_, source, id, kind, at, body), want) in got.iter().zip(&want) {
+        assert_eq!(source, &want.source_id);
+        assert_eq!(id, &want.message_id);
+        assert_eq!(kind, want.kind);
+        assert_eq!(at, &want.received_at);
+        assert_eq!(body, &want.json);
+    }
+    // And through the log's own reads, in order, per source.
+    let s1 = store.read_after("s1", 0, 10).await.unwrap();
+    let bodies: Vec<&str> = s1.iter().map(|e| e.json.as_str()).collect();
+    assert_eq!(bodies, [want[0].json.as_str(), want[2].json.as_str()]);
+    assert!(s1.iter().all(|e| e.source_id == "s1"));
+    let s2 = store.read_after("s2", 0, 10).await.unwrap();
+    assert_eq!(s2.len(), 1);
+    assert_eq!(s2[0].json, want[1].json);
+    assert_eq!(store.methods_seen("s1").await.unwrap(), ["page", "track"]);
+}
+
+#[tokio::test]
+async fn retention_removes_what_is_older_and_keeps_the_rest_and_the_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let at = |id: &str, t: &str| NewEvent {
+        received_at: t.into(),
+        ..event("s1", id)
+    };
+    let old: Vec<NewEvent> = (0..12_000)
+        .map(|i| at(&format!("old-{i}"), "2026-10-01T00:00:00.000Z"))
+        .collect();
+    store.append(old).await.unwrap();
+    store
+        .append(vec![
+            at("edge", "2026-11-01T00:00:00.000Z"),
+            at("new", "2026-11-20T00:00:00.000Z"),
+        ])
+        .await
+        .unwrap();
+    let head = store.head().await.unwrap();
+    let removed = store
+        .prune_before("2026-11-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(removed, 12_000, "in chunks, all of them");
+    let left: Vec<String> = store
+        .read_after("s1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.json.clone())
+        .collect();
+    assert_eq!(
+        left,
+        ["{\"messageId\":\"edge\"}", "{\"messageId\":\"new\"}"]
+    );
+    // Positions are not handed out again after the oldest rows go.
+    store.append(vec![event("s1", "after")]).await.unwrap();
+    assert!(store.head().await.unwrap() > head);
+    assert_eq!(
+        store
+            .prune_before("2026-11-01T00:00:00.000Z")
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -143,6 +143,8 @@ fn run(root: &Path, serve_args: &[String]) -> Result<()> {
                 "switchyard-server",
                 "--",
                 "serve",
+                // The demo page and its source, for a first look.
+                "--demo",
             ])
             .args(serve_args),
     )

@@ -249,6 +249,9 @@ async fn main() -> Result<()> {
             ("SWITCHYARD_DATA", data.path().to_str().unwrap_or_default()),
             ("SWITCHYARD_ADMIN_TOKEN", TOKEN),
             ("SWITCHYARD_OUTBOUND_ALLOW", "127.0.0.1"),
+            // The load is one write key's: its rate is what is measured.
+            ("SWITCHYARD_RATE_LIMIT", "0"),
+            ("SWITCHYARD_MAX_IN_FLIGHT", "100000"),
             ("RUST_LOG", "error"),
         ],
     )?;

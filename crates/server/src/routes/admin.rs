@@ -43,11 +43,6 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
-/// Compares in time independent of where the inputs differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks `Authorization: Bearer <admin token>`.
 pub(crate) fn check_token(
     state: &AppState,
@@ -60,7 +55,7 @@ pub(crate) fn check_token(
         .ok_or(AppError::Unauthorized(
             "admin token required: send `Authorization: Bearer <admin token>`",
         ))?;
-    if !same(token.trim().as_bytes(), state.admin_token.as_bytes()) {
+    if !state.admin_token.verify(token.trim()) {
         return Err(AppError::Unauthorized("the admin token is not valid"));
     }
     Ok(())

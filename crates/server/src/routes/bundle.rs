@@ -6,8 +6,9 @@
 //! allows it; the bundler keeps the compressed bytes, so a repeated
 //! request costs no compression.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -16,7 +17,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use switchyard_bundler::{Artifacts, DeviceDestination, DeviceSet, Encoding, Module, SourceBundle};
+use switchyard_bundler::{
+    Artifacts, DeviceDestination, DeviceSet, Encoding, Loader, Module, SourceBundle,
+};
 use switchyard_catalog::{Mode, routing};
 use switchyard_store::Source;
 
@@ -29,6 +32,89 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/b/{file}", get(module))
         .route("/v1/projects/{write_key}/settings", get(settings))
         .layer(super::public_cors())
+}
+
+/// What the public bundle routes keep between requests, so what one costs
+/// does not depend on what an anonymous caller asks for: each source's
+/// loader for its revision (and the module it names), one module rebuild
+/// at a time and what it last saw, and a bound on compressions at once.
+pub struct PublicCache {
+    loaders: Mutex<HashMap<String, Arc<CachedLoader>>>,
+    rebuild: tokio::sync::Mutex<Option<Rebuilt>>,
+    compressing: Arc<tokio::sync::Semaphore>,
+}
+
+struct CachedLoader {
+    revision: i64,
+    write_key: String,
+    loader: Loader,
+    module: Arc<Module>,
+}
+
+/// The sources (and their revisions) the last module rebuild saw, and
+/// when it looked.
+struct Rebuilt {
+    at: Instant,
+    sources: Vec<(String, i64)>,
+}
+
+/// How often an unknown module hash may make the server look at the
+/// sources again; between looks, it is answered from memory.
+const REBUILD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// Brotli-11 and gzip-9 compressions running at once.
+const COMPRESSIONS: usize = 2;
+
+impl Default for PublicCache {
+    fn default() -> PublicCache {
+        PublicCache {
+            loaders: Mutex::new(HashMap::new()),
+            rebuild: tokio::sync::Mutex::new(None),
+            compressing: Arc::new(tokio::sync::Semaphore::new(COMPRESSIONS)),
+        }
+    }
+}
+
+impl PublicCache {
+    fn loaders(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CachedLoader>>> {
+        self.loaders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The loader built for `source` as it is now, if there is one.
+    fn loader(&self, source: &Source) -> Option<Arc<CachedLoader>> {
+        self.loaders()
+            .get(&source.id)
+            .filter(|c| c.revision == source.revision && c.write_key == source.write_key)
+            .cloned()
+    }
+
+    /// A module a current loader names.
+    fn module(&self, hash: &str) -> Option<Arc<Module>> {
+        self.loaders()
+            .values()
+            .find(|c| c.module.hash == hash)
+            .map(|c| c.module.clone())
+    }
+
+    /// Runs `f` (a compression) off the async threads, a bounded number
+    /// at a time.
+    async fn compress<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let permit = self
+            .compressing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(unavailable)?;
+        tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(unavailable)
+    }
 }
 
 async fn source(state: &AppState, write_key: &str) -> Result<Source, AppError> {
@@ -127,7 +213,11 @@ fn device_set(artifacts: &Artifacts, bundle: &mut SourceBundle, report: bool) ->
 /// milliseconds) off the async threads. A new module is compressed right
 /// away, in the background: the page asks for it as soon as it has the
 /// loader, and brotli takes over a hundred milliseconds.
-async fn module_of(artifacts: &Artifacts, set: DeviceSet) -> Result<Arc<Module>, AppError> {
+async fn module_of(
+    state: &AppState,
+    artifacts: &Artifacts,
+    set: DeviceSet,
+) -> Result<Arc<Module>, AppError> {
     if let Some(module) = artifacts.cached_module(&set) {
         return Ok(module);
     }
@@ -137,38 +227,92 @@ async fn module_of(artifacts: &Artifacts, set: DeviceSet) -> Result<Arc<Module>,
         .map_err(unavailable)?
         .map_err(unavailable)?;
     let compressing = module.clone();
-    tokio::task::spawn_blocking(move || {
-        compressing.encoded(Some(Encoding::Brotli));
-        compressing.encoded(Some(Encoding::Gzip));
+    let public = state.public.clone();
+    tokio::spawn(async move {
+        let _ = public
+            .compress(move || {
+                compressing.encoded(Some(Encoding::Brotli));
+                compressing.encoded(Some(Encoding::Gzip));
+            })
+            .await;
     });
     Ok(module)
 }
 
-/// Builds the module of every source's current set of device adapters.
-/// A page may hold a loader naming a module this process has not built
-/// (the loader came from before a restart, or from another instance).
-async fn build_current_modules(state: &AppState, artifacts: &Artifacts) -> Result<(), AppError> {
-    let mut sets = Vec::new();
-    for source in state.config.sources().await? {
-        let mut bundle = source_bundle(state, &source).await?;
-        let set = device_set(artifacts, &mut bundle, false);
-        if artifacts.cached_module(&set).is_none() && !sets.contains(&set) {
-            sets.push(set);
+/// The source's loader and module for its current revision: kept, or
+/// built (and kept) now.
+async fn current_loader(
+    state: &AppState,
+    artifacts: &Artifacts,
+    source: &Source,
+    report: bool,
+) -> Result<Arc<CachedLoader>, AppError> {
+    if let Some(cached) = state.public.loader(source) {
+        return Ok(cached);
+    }
+    let mut bundle = source_bundle(state, source).await?;
+    let set = device_set(artifacts, &mut bundle, report);
+    let module = module_of(state, artifacts, set).await?;
+    let loader = artifacts.loader(&bundle, &module);
+    let cached = Arc::new(CachedLoader {
+        revision: source.revision,
+        write_key: source.write_key.clone(),
+        loader,
+        module,
+    });
+    state
+        .public
+        .loaders()
+        .insert(source.id.clone(), cached.clone());
+    Ok(cached)
+}
+
+/// The module of `hash` when this process holds it.
+fn known_module(state: &AppState, artifacts: &Artifacts, hash: &str) -> Option<Arc<Module>> {
+    artifacts
+        .module_by_hash(hash)
+        .or_else(|| state.public.module(hash))
+}
+
+/// A module hash this process does not hold: a page may hold a loader from
+/// before a restart, or from another instance, so every source's current
+/// module is built, once for all the requests waiting, and only when the
+/// sources changed since the last look (looking at most once a second):
+/// an unknown hash otherwise costs a lookup in memory.
+async fn rebuild_for(
+    state: &AppState,
+    artifacts: &Artifacts,
+    hash: &str,
+) -> Result<Option<Arc<Module>>, AppError> {
+    let mut last = state.public.rebuild.lock().await;
+    if let Some(module) = known_module(state, artifacts, hash) {
+        return Ok(Some(module));
+    }
+    if last
+        .as_ref()
+        .is_some_and(|l| l.at.elapsed() < REBUILD_AT_MOST_EVERY)
+    {
+        return Ok(None);
+    }
+    let sources = state.config.sources().await?;
+    let seen: Vec<(String, i64)> = sources.iter().map(|s| (s.id.clone(), s.revision)).collect();
+    if last.as_ref().is_some_and(|l| l.sources == seen) {
+        *last = Some(Rebuilt {
+            at: Instant::now(),
+            sources: seen,
+        });
+        return Ok(None);
+    }
+    for source in &sources {
+        if let Err(e) = current_loader(state, artifacts, source, false).await {
+            tracing::error!(source = %source.id, "cannot build a module: {e}");
         }
     }
-    if sets.is_empty() {
-        return Ok(());
-    }
-    let artifacts = artifacts.clone();
-    tokio::task::spawn_blocking(move || {
-        for set in sets {
-            if let Err(e) = artifacts.module(&set) {
-                tracing::error!(set = ?set.slugs(), "cannot build a module: {e}");
-            }
-        }
-    })
-    .await
-    .map_err(unavailable)
+    *last = Some(Rebuilt {
+        at: Instant::now(),
+        sources: seen,
+    });
+    Ok(known_module(state, artifacts, hash))
 }
 
 /// Whether `hash` has the shape of a module's content hash (32 lowercase
@@ -279,11 +423,9 @@ async fn loader(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
-    let mut bundle = source_bundle(&state, &source).await?;
     let artifacts = artifacts(&state)?;
-    let set = device_set(artifacts, &mut bundle, true);
-    let module = module_of(artifacts, set).await?;
-    let loader = artifacts.loader(&bundle, &module);
+    let cached = current_loader(&state, artifacts, &source, true).await?;
+    let loader = &cached.loader;
     let encoding = negotiate(&headers);
     let etag = representation_etag(&loader.etag, encoding);
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
@@ -306,16 +448,18 @@ async fn loader(
         HeaderValue::from_static("application/javascript; charset=utf-8"),
     );
     let Some(encoding) = encoding else {
-        return Ok((common, [content_type], loader.js).into_response());
+        return Ok((common, [content_type], loader.js.clone()).into_response());
     };
-    let bytes = match artifacts.cached_loader(&loader, encoding) {
+    let bytes = match artifacts.cached_loader(loader, encoding) {
         Some(bytes) => bytes,
         // Brotli at quality 11 takes milliseconds: off the async threads.
         None => {
             let artifacts = artifacts.clone();
-            tokio::task::spawn_blocking(move || artifacts.compressed_loader(&loader, encoding))
-                .await
-                .map_err(unavailable)?
+            let cached = cached.clone();
+            state
+                .public
+                .compress(move || artifacts.compressed_loader(&cached.loader, encoding))
+                .await?
         }
     };
     Ok((
@@ -343,21 +487,23 @@ async fn module(
         .strip_suffix(".wasm")
         .filter(|h| is_content_hash(h))
         .ok_or_else(not_found)?;
-    let module = match artifacts.module_by_hash(hash) {
+    let module = match known_module(&state, artifacts, hash) {
         Some(module) => module,
-        None => {
-            build_current_modules(&state, artifacts).await?;
-            artifacts.module_by_hash(hash).ok_or_else(not_found)?
-        }
+        None => rebuild_for(&state, artifacts, hash)
+            .await?
+            .ok_or_else(not_found)?,
     };
     let encoding = negotiate(&headers);
     let bytes = match module.cached(encoding) {
         Some(bytes) => bytes,
         // Compressed once per module and encoding, on first request:
         // brotli at quality 11 takes a few hundred milliseconds.
-        None => tokio::task::spawn_blocking(move || module.encoded(encoding))
-            .await
-            .map_err(unavailable)?,
+        None => {
+            state
+                .public
+                .compress(move || module.encoded(encoding))
+                .await?
+        }
     };
     let mut response = (
         [
@@ -384,10 +530,11 @@ async fn settings(
     State(state): State<AppState>,
     Path(write_key): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
     let bundle = source_bundle(&state, &source).await?;
-    let origin = super::origin(&state, &headers);
+    let origin = super::origin(&state, &headers, &extensions);
     let (protocol, host) = origin.split_once("://").unwrap_or(("https", &origin));
     let api_host = [host, "/v1"].concat();
     let segment_io = json!({

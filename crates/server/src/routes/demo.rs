@@ -32,7 +32,16 @@ fn escape(s: &str) -> String {
 
 const PAGE: &str = include_str!("demo.html");
 
-async fn demo(State(state): State<AppState>, headers: HeaderMap) -> Result<Html<String>, AppError> {
+async fn demo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Result<Html<String>, AppError> {
+    if !state.demo {
+        return Err(AppError::NotFound(
+            "no demo on this server: start it with --demo (SWITCHYARD_DEMO=true)".into(),
+        ));
+    }
     let id = state
         .config
         .meta(DEMO_SOURCE_KEY)
@@ -43,7 +52,7 @@ async fn demo(State(state): State<AppState>, headers: HeaderMap) -> Result<Html<
         .source(&id)
         .await?
         .ok_or_else(|| AppError::NotFound("the demo source was deleted".into()))?;
-    let origin = super::origin(&state, &headers);
+    let origin = super::origin(&state, &headers, &extensions);
     let snippet = snippet(&source.write_key, &origin);
     Ok(Html(
         PAGE.replace("{{snippet}}", &snippet)

@@ -8,9 +8,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
-use base64::Engine;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::{Value, json};
+use serde_json::json;
 use switchyard_spec::{EventType, MAX_BATCH_BYTES, MAX_EVENT_BYTES, Normalized};
 use switchyard_store::NewEvent;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -18,12 +17,18 @@ use tower_http::decompression::RequestDecompressionLayer;
 use crate::extract::Json;
 use crate::{AppError, AppState};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/{call}", post(ingest))
-        // Gzip bodies are inflated before the size limit is applied, so
-        // the limit holds for what is parsed, not what was sent.
+        // Compressed bodies (gzip, br, deflate) are inflated before the
+        // size limit is applied, so the limit holds for what is parsed,
+        // not what was sent; other encodings are refused first.
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn(crate::limits::encodings))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::limits::guard,
+        ))
         .layer(super::public_cors())
 }
 
@@ -40,26 +45,22 @@ async fn read_body(body: Body, what: &'static str, limit: usize) -> Result<Vec<u
 
 /// The write key sent as the HTTP Basic user name, if any.
 fn basic_user(headers: &HeaderMap) -> Result<Option<String>, AppError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Ok(None);
-    };
+    }
     let bad = || {
         AppError::Unauthorized(
             "the Authorization header is not HTTP Basic with the write key as user name",
         )
     };
-    let value = value.to_str().map_err(|_| bad())?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return Err(bad());
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
+    use headers::HeaderMapExt;
+    use headers::authorization::{Authorization, Basic};
+    let basic = headers
+        .typed_try_get::<Authorization<Basic>>()
+        .ok()
+        .flatten()
+        .ok_or_else(bad)?;
+    let user = basic.username();
     Ok((!user.is_empty()).then(|| user.to_string()))
 }
 
@@ -68,16 +69,20 @@ async fn ingest(
     Path(call): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, AppError> {
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
     let result = accept(&state, call, headers, body).await;
     match &result {
-        Ok(()) => {
+        Ok(_) => {
             // Delivery workers waiting for events wake up.
             state.delivery.appended();
         }
         Err(e) => state.metrics.refused(refusal(e)),
     }
-    result.map(|()| Json(json!({ "success": true })))
+    let source = result?;
+    let mut response = Json(json!({ "success": true })).into_response();
+    response.extensions_mut().insert(crate::SourceOf(source));
+    Ok(response)
 }
 
 /// A refusal's reason, as `/metrics` counts it.
@@ -91,6 +96,10 @@ fn refusal(e: &AppError) -> &'static str {
         AppError::Unauthorized(_) => "unauthorized",
         AppError::NotFound(_) => "not_found",
         AppError::Unavailable(_) | AppError::Store(_) => "unavailable",
+        AppError::RateLimited { .. } => "rate_limited",
+        AppError::Busy { .. } => "busy",
+        AppError::Timeout => "timeout",
+        AppError::UnsupportedEncoding(_) => "unsupported_encoding",
     }
 }
 
@@ -99,7 +108,7 @@ async fn accept(
     call: String,
     headers: HeaderMap,
     body: Body,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     let batch = matches!(call.as_str(), "batch" | "b");
     let single = if batch {
         None
@@ -142,6 +151,11 @@ async fn accept(
         .source_by_write_key(&write_key)
         .await?
         .ok_or(AppError::Unauthorized("unknown write key"))?;
+    if let Err(wait) = state.limits.take(&source.id, events.len()) {
+        return Err(AppError::RateLimited {
+            retry_after: crate::limits::retry_after(wait),
+        });
+    }
     let received = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let events: Vec<NewEvent> = events
         .into_iter()
@@ -167,5 +181,5 @@ async fn accept(
         let _ = state.live.send(event);
     }
     state.metrics.accepted(count, new as u64);
-    Ok(())
+    Ok(source.id)
 }

@@ -88,6 +88,10 @@ impl TestApp {
             admin_token: TOKEN.into(),
             public_url: None,
             loader_max_age: 60,
+            public: Default::default(),
+            limits: Default::default(),
+            trusted_proxies: Default::default(),
+            demo: true,
         };
         TestApp {
             state,
