@@ -39,8 +39,11 @@ pub(crate) enum Toolchain {
     Stable,
 }
 
-/// The nightly toolchain the module is built with, by default.
-pub(crate) const NIGHTLY: &str = "nightly";
+/// The nightly toolchain the module is built with, by default: pinned to a
+/// date, so the same sources give the same module on every machine. (The
+/// toolchain of 2026-05-20 is rustc 1.97.0-nightly e50aa6fba 2026-05-19;
+/// the one of 2026-05-19 has no wasm32 standard library to download.)
+pub(crate) const NIGHTLY: &str = "nightly-2026-05-20";
 
 /// rustflags of the nightly build: panics abort at once, with no message
 /// or location formatting linked in.
