@@ -244,7 +244,7 @@ pub(crate) fn build(root: &Path, toolchain: Toolchain) -> Result<PathBuf> {
     steps.row("js: + short wasm names", Sizes::of_file(&wrapped)?);
     steps.row("js: + terser", Sizes::of_file(&loader)?);
     println!("{steps}");
-    println!("{}", crate::size::report(&out)?);
+    println!("{}", crate::size::report(root)?);
     Ok(out)
 }
 
