@@ -79,6 +79,13 @@ fn future_to_promise(
     wasm_bindgen_futures::future_to_promise(Box::pin(f) as BoxedFuture)
 }
 
+/// A free-list allocator made for wasm32: a fraction of dlmalloc's code,
+/// and the module is single-threaded, so its lock is never contended.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
 thread_local! {
     static CORE: RefCell<Option<Shared>> = const { RefCell::new(None) };
 }
