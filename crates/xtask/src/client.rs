@@ -46,11 +46,15 @@ pub(crate) enum Toolchain {
 pub(crate) const NIGHTLY: &str = "nightly-2026-05-20";
 
 /// rustflags of the nightly build: panics abort at once, with no message
-/// or location formatting linked in.
+/// or location formatting linked in; no reference types or multivalue, so
+/// wasm-bindgen keeps JavaScript values in the glue's array rather than an
+/// externref table with a shim per export (1 KB less brotli in all, the
+/// module 1.1 KB smaller and the loader 0.2 KB larger).
 const NIGHTLY_RUSTFLAGS: &[&str] = &[
     "-Zunstable-options",
     "-Cpanic=immediate-abort",
     "-Zlocation-detail=none",
+    "-Ctarget-feature=-reference-types,-multivalue",
 ];
 
 /// wasm-opt's options besides the features: size first, repeated while it
