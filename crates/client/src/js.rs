@@ -104,6 +104,15 @@ pub(crate) fn strings(v: &JsValue) -> Vec<String> {
     }
 }
 
+/// The items of an array; nothing for anything else.
+pub(crate) fn values(v: &JsValue) -> Vec<JsValue> {
+    if Array::is_array(v) {
+        Array::from(v).iter().collect()
+    } else {
+        Vec::new()
+    }
+}
+
 pub(crate) fn keys(obj: &JsValue) -> Vec<String> {
     match as_object(obj) {
         Some(o) => Object::keys(&o)
