@@ -9,7 +9,7 @@ mod module;
 mod prune;
 
 pub use module::{DeviceSet, Module};
-pub use prune::DEVICE_EXPORT_PREFIX;
+pub use prune::{DEVICE_EXPORT_PREFIX, STATICS_SECTION};
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::Write;

@@ -1,22 +1,25 @@
 //! What the library reads from the page and the network it uses.
 
+//!
+//! The page is read by name through `js::get` and `js::invoke`, which share
+//! two imports, rather than through web-sys, where each getter and method
+//! is an import with glue of its own in the loader.
+
 use js_sys::{Function, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{RequestInit, Window};
 
 use crate::{ids, js};
-
-pub(crate) fn window() -> Option<Window> {
-    web_sys::window()
-}
 
 /// 16 random bytes from `crypto.getRandomValues`, which, unlike
 /// `crypto.randomUUID`, also exists on pages served over plain HTTP.
 pub fn random_uuid() -> String {
     let mut bytes = [0u8; 16];
-    if let Some(crypto) = window().and_then(|w| w.crypto().ok()) {
-        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
+    let crypto = js::global("crypto");
+    if crypto.is_object() {
+        let _ = crypto
+            .unchecked_into::<web_sys::Crypto>()
+            .get_random_values_with_u8_array(&mut bytes);
     }
     if bytes == [0; 16] {
         for b in bytes.iter_mut() {
@@ -50,48 +53,39 @@ pub(crate) fn iso(v: &JsValue) -> Option<String> {
 /// `context.page` as analytics-next builds it, from the live page.
 pub(crate) fn page_context() -> Object {
     let ctx = Object::new();
-    let Some(w) = window() else { return ctx };
-    let doc = w.document();
-    let loc = w.location();
-    let canonical = doc
-        .as_ref()
-        .and_then(|d| d.query_selector("link[rel='canonical']").ok().flatten())
-        .and_then(|l| l.get_attribute("href"));
-    let href = loc.href().unwrap_or_default();
+    let doc = js::global("document");
+    let loc = js::global("location");
+    let canonical = js::invoke(&doc, "querySelector", &["link[rel='canonical']".into()])
+        .ok()
+        .filter(JsValue::is_object)
+        .and_then(|l| js::invoke(&l, "getAttribute", &["href".into()]).ok())
+        .and_then(|h| h.as_string());
+    let text = |obj: &JsValue, key: &str| js::get_str(obj, key).unwrap_or_default();
+    let href = text(&loc, "href");
     // With a canonical link, it is the page's url, and is also given as
     // `canonical`; without one, the keys are analytics-next's.
     if let Some(c) = &canonical {
         js::set_str(&ctx, "canonical", c);
     }
     let url = canonical.unwrap_or_else(|| href.split('#').next().unwrap_or_default().to_string());
-    js::set_str(&ctx, "path", &loc.pathname().unwrap_or_default());
-    js::set_str(
-        &ctx,
-        "referrer",
-        &doc.as_ref().map(|d| d.referrer()).unwrap_or_default(),
-    );
-    js::set_str(&ctx, "search", &loc.search().unwrap_or_default());
-    js::set_str(
-        &ctx,
-        "title",
-        &doc.as_ref().map(|d| d.title()).unwrap_or_default(),
-    );
+    js::set_str(&ctx, "path", &text(&loc, "pathname"));
+    js::set_str(&ctx, "referrer", &text(&doc, "referrer"));
+    js::set_str(&ctx, "search", &text(&loc, "search"));
+    js::set_str(&ctx, "title", &text(&doc, "title"));
     js::set_str(&ctx, "url", &url);
     ctx
 }
 
 pub(crate) fn search() -> String {
-    window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default()
+    js::get_str(&js::global("location"), "search").unwrap_or_default()
 }
 
 /// The static parts of `context`: userAgent, userAgentData, locale,
 /// timezone, screen.
 pub(crate) fn device_context(ctx: &Object) {
-    let Some(w) = window() else { return };
-    let nav = w.navigator();
-    if let Ok(ua) = nav.user_agent() {
+    let w = js::window();
+    let nav = js::get(&w, "navigator");
+    if let Some(ua) = js::get_str(&nav, "userAgent") {
         js::set_str(ctx, "userAgent", &ua);
     }
     // Low-entropy client hints, as analytics-next sends them.
@@ -103,24 +97,28 @@ pub(crate) fn device_context(ctx: &Object) {
         }
         js::set(ctx, "userAgentData", &data);
     }
-    if let Some(locale) = nav.language() {
+    if let Some(locale) = js::get_str(&nav, "language") {
         js::set_str(ctx, "locale", &locale);
     }
     let options = js_sys::Intl::DateTimeFormat::default().resolved_options();
     if let Some(tz) = js::get_str(&options, "timeZone") {
         js::set_str(ctx, "timezone", &tz);
     }
-    if let Ok(screen) = w.screen() {
+    let screen = js::get(&w, "screen");
+    if screen.is_object() {
         let s = Object::new();
-        js::set(&s, "width", &screen.width().unwrap_or(0).into());
-        js::set(&s, "height", &screen.height().unwrap_or(0).into());
-        js::set(&s, "density", &w.device_pixel_ratio().into());
+        let number = |obj: &JsValue, key: &str, default: f64| {
+            JsValue::from_f64(js::get(obj, key).as_f64().unwrap_or(default))
+        };
+        js::set(&s, "width", &number(&screen, "width", 0.0));
+        js::set(&s, "height", &number(&screen, "height", 0.0));
+        js::set(&s, "density", &number(&w, "devicePixelRatio", 1.0));
         js::set(ctx, "screen", &s);
     }
 }
 
 pub(crate) fn online() -> bool {
-    window().is_none_or(|w| w.navigator().on_line())
+    js::get(&js::global("navigator"), "onLine").as_bool() != Some(false)
 }
 
 /// What a delivery attempt came to.
@@ -139,32 +137,32 @@ pub(crate) async fn post(url: &str, body: &str, retry: u32) -> Reply {
         status: 0,
         retry_after: None,
     };
-    let Some(w) = window() else { return failed };
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(body));
-    // web-sys has no setter for `keepalive`; it is a plain dictionary field.
+    let init = Object::new();
+    js::set_str(&init, "method", "POST");
+    js::set_str(&init, "body", body);
     js::set(&init, "keepalive", &JsValue::from_bool(body.len() < 60_000));
     let headers = Object::new();
     js::set_str(&headers, "Content-Type", "text/plain");
     if retry > 0 {
         js::set_str(&headers, "X-Retry-Count", &ids::decimal(retry.into()));
     }
-    init.set_headers(&headers);
-    let Ok(response) = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await else {
+    js::set(&init, "headers", &headers);
+    let Ok(sent) = js::invoke(&js::window(), "fetch", &[url.into(), init.into()]) else {
         return failed;
     };
-    let Ok(response) = response.dyn_into::<web_sys::Response>() else {
+    let Ok(response) = JsFuture::from(js::promise(&sent)).await else {
         return failed;
     };
-    let retry_after = response
-        .headers()
-        .get("Retry-After")
-        .ok()
-        .flatten()
-        .and_then(|v: String| retry_after_ms(&v));
+    let retry_after = js::invoke(
+        &js::get(&response, "headers"),
+        "get",
+        &["Retry-After".into()],
+    )
+    .ok()
+    .and_then(|v| v.as_string())
+    .and_then(|v| retry_after_ms(&v));
     Reply {
-        status: response.status(),
+        status: js::get(&response, "status").as_f64().unwrap_or(0.0) as u16,
         retry_after,
     }
 }
@@ -181,28 +179,43 @@ fn retry_after_ms(v: &str) -> Option<f64> {
 
 /// Hands `body` to `navigator.sendBeacon`; false if the browser refused it.
 pub(crate) fn beacon(url: &str, body: &str) -> bool {
-    window()
-        .and_then(|w| w.navigator().send_beacon_with_opt_str(url, Some(body)).ok())
-        .unwrap_or(false)
+    js::invoke(
+        &js::global("navigator"),
+        "sendBeacon",
+        &[url.into(), body.into()],
+    )
+    .is_ok_and(|sent| sent.as_bool() == Some(true))
 }
 
 /// Runs `f` after `ms` milliseconds.
 pub(crate) fn set_timeout(f: &Function, ms: f64) {
-    if let Some(w) = window() {
-        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
-            f,
-            ms.min(2_147_483_647.0) as i32,
-        );
-    }
+    let _ = js::invoke(
+        &js::window(),
+        "setTimeout",
+        &[f.into(), ms.min(2_147_483_647.0).into()],
+    );
+}
+
+/// Runs `f` every `ms` milliseconds for the page's lifetime.
+pub(crate) fn set_interval(f: impl FnMut() + 'static, ms: f64) {
+    let c = Closure::<dyn FnMut()>::new(f);
+    let _ = js::invoke(
+        &js::window(),
+        "setInterval",
+        &[c.as_ref().clone(), ms.into()],
+    );
+    c.forget();
 }
 
 /// Listens for `event` on the window for the page's lifetime.
 pub(crate) fn on_window(event: &str, f: impl FnMut() + 'static) {
-    if let Some(w) = window() {
-        let c = Closure::<dyn FnMut()>::new(f);
-        let _ = w.add_event_listener_with_callback(event, c.as_ref().unchecked_ref());
-        c.forget();
-    }
+    let c = Closure::<dyn FnMut()>::new(f);
+    let _ = js::invoke(
+        &js::window(),
+        "addEventListener",
+        &[event.into(), c.as_ref().clone()],
+    );
+    c.forget();
 }
 
 /// A promise resolved after `ms` milliseconds.
@@ -211,5 +224,9 @@ pub(crate) fn sleep(ms: f64) -> js_sys::Promise {
 }
 
 pub(crate) fn console_error(message: &str, detail: &JsValue) {
-    web_sys::console::error_2(&JsValue::from_str(message), detail);
+    let _ = js::invoke(
+        &js::global("console"),
+        "error",
+        &[message.into(), detail.clone()],
+    );
 }

@@ -321,17 +321,13 @@ pub(crate) fn start(queue: &Shared) {
         flush(&q);
     });
     let q = queue.clone();
-    let beat = Closure::<dyn FnMut()>::new(move || {
-        q.borrow().heartbeat();
-        claim_if_orphans(&q);
-    });
-    if let Some(w) = browser::window() {
-        let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
-            beat.as_ref().unchecked_ref(),
-            HEARTBEAT_MS as i32,
-        );
-    }
-    beat.forget();
+    browser::set_interval(
+        move || {
+            q.borrow().heartbeat();
+            claim_if_orphans(&q);
+        },
+        HEARTBEAT_MS,
+    );
     queue.borrow().heartbeat();
 }
 
@@ -350,7 +346,7 @@ fn claim(queue: &Shared) {
             flush(&q);
         }
     };
-    let locks = browser::window().map(|w| js::get(&w.navigator(), "locks"));
+    let locks = Some(js::get(&js::global("navigator"), "locks")).filter(JsValue::is_object);
     let request = locks.as_ref().and_then(|l| js::method(l, "request"));
     match (locks, request) {
         (Some(locks), Some(request)) => {

@@ -63,7 +63,7 @@ impl Device {
         else {
             return Err(error(&["the adapter did not answer"]));
         };
-        let window: JsValue = js_sys::global().into();
+        let window = js::window();
         for (path, value) in &setup.globals {
             let (parent, key) = match path.rsplit_once('.') {
                 Some((parent, key)) => (resolve(parent).map(|(_, p)| p), key),
@@ -142,7 +142,7 @@ impl Device {
 /// from (the `this` of a call); `None` if any step is missing.
 fn resolve(path: &str) -> Option<(JsValue, JsValue)> {
     let mut this = JsValue::UNDEFINED;
-    let mut value: JsValue = js_sys::global().into();
+    let mut value = js::window();
     for key in path.split('.') {
         if value.is_undefined() || value.is_null() {
             return None;

@@ -1,7 +1,33 @@
 //! Small helpers over `js_sys` values.
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The page's global object, `window`.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL: JsValue;
+}
+
+/// The page's `window`. The page is read through it by name (`get`,
+/// `invoke`) rather than through web-sys: each web-sys getter or method
+/// is an import of its own, with its own glue in the loader.
+pub(crate) fn window() -> JsValue {
+    GLOBAL.with(JsValue::clone)
+}
+
+/// `window[key]`.
+pub(crate) fn global(key: &str) -> JsValue {
+    get(&window(), key)
+}
+
+/// `obj[name](...args)`; no such method, or an exception, is `Err`.
+pub(crate) fn invoke(obj: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let f = method(obj, name).ok_or(JsValue::UNDEFINED)?;
+    call(&f, obj, args)
+}
 
 pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
     if !obj.is_object() && !obj.is_function() {
@@ -73,6 +99,15 @@ pub(crate) fn strings(v: &JsValue) -> Vec<String> {
             .iter()
             .filter_map(|s| s.as_string())
             .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The items of an array; nothing for anything else.
+pub(crate) fn values(v: &JsValue) -> Vec<JsValue> {
+    if Array::is_array(v) {
+        Array::from(v).iter().collect()
     } else {
         Vec::new()
     }

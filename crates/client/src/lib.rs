@@ -44,8 +44,6 @@ struct Core {
     /// The static part of every event's context.
     context: Object,
     debug: bool,
-    /// `(event name, listener, once)`.
-    listeners: Vec<(String, Function, bool)>,
     source_middleware: Vec<Function>,
     /// `(destination name, middleware)`.
     destination_middleware: Vec<(String, Function)>,
@@ -58,8 +56,9 @@ struct Core {
     /// The loader's `Context` constructor: `new Context(event)`.
     context_class: Function,
     queue: delivery::Shared,
-    /// The loader's helpers for vendor scripts: `{stub, load}` (see
-    /// `device::Device::load`).
+    /// The loader's helpers (`web/vendor.js`): the page's listeners
+    /// (`on`, `off`, `emit`) and, for vendor scripts, `stub` and `load`
+    /// (see `device::Device::load`).
     vendor: JsValue,
     /// How long a device-mode destination's script may take to load.
     device_timeout: f64,
@@ -78,6 +77,13 @@ fn future_to_promise(
 ) -> Promise {
     wasm_bindgen_futures::future_to_promise(Box::pin(f) as BoxedFuture)
 }
+
+/// A free-list allocator made for wasm32: a fraction of dlmalloc's code,
+/// and the module is single-threaded, so its lock is never contended.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
 thread_local! {
     static CORE: RefCell<Option<Shared>> = const { RefCell::new(None) };
@@ -98,22 +104,14 @@ fn report(core: &Shared, message: &str, detail: JsValue) {
     emit(core, "error", &[error.into()]);
 }
 
+/// Calls the page's listeners of `name` (kept by the loader's helpers);
+/// what one throws is reported, unless it is an `error` listener.
 fn emit(core: &Shared, name: &str, args: &[JsValue]) {
-    let listeners: Vec<Function> = {
-        let mut c = core.borrow_mut();
-        let matched: Vec<Function> = c
-            .listeners
-            .iter()
-            .filter(|(n, ..)| n == name)
-            .map(|(_, f, _)| f.clone())
-            .collect();
-        c.listeners.retain(|(n, _, once)| !(n == name && *once));
-        matched
-    };
-    for f in listeners {
-        if let Err(e) = js::call(&f, &JsValue::UNDEFINED, args)
-            && name != "error"
-        {
+    let vendor = core.borrow().vendor.clone();
+    let args: Array = args.iter().collect();
+    let thrown = js::invoke(&vendor, "emit", &[name.into(), args.into()]);
+    if name != "error" {
+        for e in js::values(&thrown.unwrap_or(JsValue::UNDEFINED)) {
             report(core, "an event listener threw", e);
         }
     }
@@ -201,7 +199,6 @@ pub fn start(
         identity: Identity::load(),
         context,
         debug: false,
-        listeners: Vec::new(),
         source_middleware: Vec::new(),
         destination_middleware: Vec::new(),
         plugins: Vec::new(),
@@ -456,19 +453,19 @@ fn run(core: &Shared, method: &str, arguments: &Array) -> Result<JsValue, JsValu
             Ok(JsValue::UNDEFINED)
         }
         "on" | "once" => {
-            if let (Some(name), Some(f)) = (arg0.as_string(), a.callback.clone()) {
-                core.borrow_mut()
-                    .listeners
-                    .push((name, f, method == "once"));
+            if let (true, Some(f)) = (arg0.is_string(), a.callback.clone()) {
+                let vendor = core.borrow().vendor.clone();
+                let once = JsValue::from_bool(method == "once");
+                js::invoke(&vendor, "on", &[arg0, f.into(), once])?;
             }
             Ok(JsValue::UNDEFINED)
         }
         "off" => {
-            let name = arg0.as_string();
-            let f = a.callback.clone();
-            core.borrow_mut().listeners.retain(|(n, g, _)| {
-                !(Some(n) == name.as_ref() && f.as_ref().is_none_or(|f| f == g))
-            });
+            if arg0.is_string() {
+                let vendor = core.borrow().vendor.clone();
+                let f = a.callback.clone().map_or(JsValue::UNDEFINED, JsValue::from);
+                js::invoke(&vendor, "off", &[arg0, f])?;
+            }
             Ok(JsValue::UNDEFINED)
         }
         "addSourceMiddleware" => {

@@ -1,25 +1,28 @@
 //! Cookies and localStorage, as Segment's libraries use them.
 
-use wasm_bindgen::JsCast;
-use web_sys::{HtmlDocument, Storage};
+use wasm_bindgen::JsValue;
 
-use crate::ids;
+use crate::{ids, js};
 
 const YEAR_SECONDS: &str = "31536000";
 
-fn document() -> Option<HtmlDocument> {
-    web_sys::window()?
-        .document()?
-        .dyn_into::<HtmlDocument>()
-        .ok()
+fn document() -> Option<JsValue> {
+    Some(js::global("document")).filter(JsValue::is_object)
 }
 
-pub(crate) fn local() -> Option<Storage> {
-    web_sys::window()?.local_storage().ok()?
+fn set_document_cookie(doc: &JsValue, cookie: &str) {
+    js::set_str(doc, "cookie", cookie);
+}
+
+/// `localStorage`, if the page may use it (reading it throws where not).
+pub(crate) fn local() -> Option<JsValue> {
+    Some(js::global("localStorage")).filter(JsValue::is_object)
 }
 
 pub(crate) fn cookie_jar() -> String {
-    document().and_then(|d| d.cookie().ok()).unwrap_or_default()
+    document()
+        .and_then(|d| js::get_str(&d, "cookie"))
+        .unwrap_or_default()
 }
 
 /// The widest domain this page may set cookies on (`example.co.uk` for
@@ -27,7 +30,7 @@ pub(crate) fn cookie_jar() -> String {
 /// cookie on ever longer suffixes until the browser keeps one. `None` on
 /// `localhost` and IP addresses, where cookies stay host-only.
 pub(crate) fn top_domain() -> Option<String> {
-    let host = web_sys::window()?.location().hostname().ok()?;
+    let host = js::get_str(&js::global("location"), "hostname")?;
     if !host.contains('.') || ids::is_ip(&host) || host.starts_with('[') {
         return None;
     }
@@ -36,9 +39,12 @@ pub(crate) fn top_domain() -> Option<String> {
     for i in (0..parts.len() - 1).rev() {
         let domain = parts[i..].join(".");
         let test = ["__tld__=1; path=/; domain=", &domain].concat();
-        let _ = doc.set_cookie(&test);
-        if ids::cookie(&doc.cookie().unwrap_or_default(), "__tld__").is_some() {
-            let _ = doc.set_cookie(&["__tld__=; path=/; max-age=0; domain=", &domain].concat());
+        set_document_cookie(&doc, &test);
+        if ids::cookie(&js::get_str(&doc, "cookie").unwrap_or_default(), "__tld__").is_some() {
+            set_document_cookie(
+                &doc,
+                &["__tld__=; path=/; max-age=0; domain=", &domain].concat(),
+            );
             return Some(domain);
         }
     }
@@ -60,31 +66,33 @@ pub(crate) fn set_cookie(name: &str, value: &str, domain: Option<&str>) {
         c.push_str("; domain=");
         c.push_str(d);
     }
-    let _ = doc.set_cookie(&c);
+    set_document_cookie(&doc, &c);
 }
 
 pub(crate) fn remove_cookie(name: &str, domain: Option<&str>) {
     let Some(doc) = document() else { return };
-    let _ = doc.set_cookie(&[name, "=; path=/; max-age=0"].concat());
+    set_document_cookie(&doc, &[name, "=; path=/; max-age=0"].concat());
     if let Some(d) = domain {
-        let _ = doc.set_cookie(&[name, "=; path=/; max-age=0; domain=", d].concat());
+        set_document_cookie(&doc, &[name, "=; path=/; max-age=0; domain=", d].concat());
     }
 }
 
 pub(crate) fn get_item(key: &str) -> Option<String> {
-    local()?.get_item(key).ok()?
+    js::invoke(&local()?, "getItem", &[JsValue::from_str(key)])
+        .ok()?
+        .as_string()
 }
 
 pub(crate) fn set_item(key: &str, value: &str) {
     if let Some(s) = local() {
         // Full or forbidden storage: the cookie still holds the id.
-        let _ = s.set_item(key, value);
+        let _ = js::invoke(&s, "setItem", &[key.into(), value.into()]);
     }
 }
 
 pub(crate) fn remove_item(key: &str) {
     if let Some(s) = local() {
-        let _ = s.remove_item(key);
+        let _ = js::invoke(&s, "removeItem", &[key.into()]);
     }
 }
 
@@ -112,9 +120,9 @@ pub(crate) fn remove_id(name: &str, domain: Option<&str>) {
 /// Every localStorage key that starts with `prefix`.
 pub(crate) fn keys_with_prefix(prefix: &str) -> Vec<String> {
     let Some(s) = local() else { return Vec::new() };
-    let n = s.length().unwrap_or(0);
+    let n = js::get(&s, "length").as_f64().unwrap_or(0.0) as u32;
     (0..n)
-        .filter_map(|i| s.key(i).ok().flatten())
+        .filter_map(|i| js::invoke(&s, "key", &[i.into()]).ok()?.as_string())
         .filter(|k| k.starts_with(prefix))
         .collect()
 }

@@ -122,12 +122,18 @@ async fn sleep(ms: i32) {
 
 async fn received(write_key: &str) -> Vec<JsValue> {
     let url = [api(), "/log/", write_key].concat();
-    let resp: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&url))
+    // gloo-net here, where size does not matter; the library posts with
+    // `fetch` directly (ARCHITECTURE.md: gloo-net adds 2 KB brotli).
+    let body = gloo_net::http::Request::get(&url)
+        .send()
         .await
         .unwrap()
-        .unchecked_into();
-    let json = JsFuture::from(resp.json().unwrap()).await.unwrap();
-    Array::from(&json).iter().collect()
+        .text()
+        .await
+        .unwrap();
+    Array::from(&js_sys::JSON::parse(&body).unwrap())
+        .iter()
+        .collect()
 }
 
 /// Waits until the mock API has `n` requests for `write_key`.

@@ -39,7 +39,7 @@ fn main() -> Result<()> {
             };
             client::build(&root, toolchain).map(drop)
         }
-        Some("size") => size::report(&root.join("bundles")).map(|r| println!("{r}")),
+        Some("size") => size::report(&root).map(|r| println!("{r}")),
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root),
         Some("bench-client") => bench::client(&root, &args[1..]),
@@ -49,7 +49,7 @@ fn main() -> Result<()> {
                 "usage: cargo xtask <build-client [--stable] | size | run [serve flags] | test | bench-client | bench-server>\n\
                  \n  build-client  build the browser library into bundles/ and print its size\n  \
                  \x20             (--stable: with the stable toolchain, a larger module)\n  \
-                 size          print the size report of bundles/\n  \
+                 size          print the size report of bundles/, against the committed one\n  \
                  run           set up, build, and start `switchyard serve` with the demo\n  \
                  test          set up, then run every gate and every test\n  \
                  bench-client  measure the library against analytics-next 1.84.3 side by side\n  \

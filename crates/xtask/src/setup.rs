@@ -23,9 +23,9 @@ pub(crate) fn wasm_target() -> Result<()> {
     Ok(())
 }
 
-/// What the nightly build of the browser library needs: the `nightly`
-/// toolchain itself (installed if missing; never silently replaced by
-/// another one, which would give another module), its `rust-src` (for
+/// What the nightly build of the browser library needs: the pinned, dated
+/// nightly toolchain itself (installed if missing; never silently replaced
+/// by another one, which would give another module), its `rust-src` (for
 /// `-Zbuild-std`) and its wasm32 target.
 pub(crate) fn nightly() -> Result<()> {
     let nightly = crate::client::NIGHTLY;
@@ -33,16 +33,16 @@ pub(crate) fn nightly() -> Result<()> {
         .args(["toolchain", "list"])
         .output()
         .context("rustup is needed to build the browser library")?;
-    // `nightly-<host>`, not a dated `nightly-2026-..-<host>`, which
-    // `+nightly` does not select.
-    let channel = |line: &str| {
+    // `nightly-2026-05-20-<host>`, and not a later date that shares the
+    // prefix.
+    let pinned = |line: &str| {
         line.strip_prefix(nightly)
             .and_then(|rest| rest.strip_prefix('-'))
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
     };
     if !String::from_utf8_lossy(&toolchains.stdout)
         .lines()
-        .any(channel)
+        .any(pinned)
     {
         // A fresh machine: install it, as the project's set-up does for
         // everything else it needs.
@@ -58,9 +58,9 @@ pub(crate) fn nightly() -> Result<()> {
             crate::WASM_TARGET,
         ]))
         .context(
-            "the browser library is built with the `nightly` toolchain (the standard library \
-             rebuilt for size); `cargo xtask build-client --stable` builds the larger stable \
-             module without it",
+            "the browser library is built with a pinned nightly toolchain (the standard \
+             library rebuilt for size); `cargo xtask build-client --stable` builds the larger \
+             stable module without it",
         )?;
     }
     let installed = |what: &str| -> Result<String> {
