@@ -10,6 +10,7 @@ mod extract;
 pub mod limits;
 pub mod metrics;
 mod routes;
+pub mod serve;
 pub mod service;
 mod state;
 

@@ -181,12 +181,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     opened.state.public_url = Some(origin.as_str().into());
     opened.state.delivery.start();
     boot::start_retention(opened.state.events.clone(), config.retention_days);
-    let app = switchyard_server::app(opened.state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let app = switchyard_server::app(opened.state);
+    let header_timeout = std::time::Duration::from_secs(config.http_timeout.max(1));
+    switchyard_server::serve::serve(listener, app, header_timeout, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1987,3 +1987,42 @@ fn a_full_disk_makes_tracking_answer_503_and_the_rest_keeps_serving() {
     );
     drop(running);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHYARD_ADDR", "127.0.0.1:0"),
+        ("SWITCHYARD_DATA", data.path().to_str().unwrap()),
+        ("SWITCHYARD_HTTP_TIMEOUT", "1"),
+    ];
+    let running = serve(&env);
+    let addr = running.origin.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: applic")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = match slow.read(&mut buf) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(closed, "the connection was still open after 8 s");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800),
+        "cut off at once: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "cut off late: {took:?}");
+    // Others are served as ever.
+    let (status, _) = get(
+        &[&running.origin, "/v1/projects/nope/settings"].concat(),
+        None,
+    );
+    assert_eq!(status, 404);
+}
