@@ -204,18 +204,22 @@ impl<'a> Admin<'a> {
         let name = check_name(name)?;
         self.source_row(id).await?;
         let s = self.state.config.rename_source(id, &name).await?;
+        self.state.public.forget();
         self.source_view(s).await
     }
 
     pub async fn rotate_write_key(&self, id: &str) -> Result<SourceView, AppError> {
         self.source_row(id).await?;
         let s = self.state.config.rotate_write_key(id).await?;
+        self.state.public.forget();
         self.source_view(s).await
     }
 
     pub async fn delete_source(&self, id: &str) -> Result<(), AppError> {
         self.source_row(id).await?;
-        Ok(self.state.config.delete_source(id).await?)
+        self.state.config.delete_source(id).await?;
+        self.state.public.forget();
+        Ok(())
     }
 
     /// A source's connections, each with its warnings.
@@ -327,6 +331,7 @@ impl<'a> Admin<'a> {
     pub async fn remove_connection(&self, id: &str) -> Result<(), AppError> {
         self.connection_row(id).await?;
         self.state.config.delete_connection(id).await?;
+        self.state.public.forget();
         self.state.delivery.config_changed();
         Ok(())
     }
@@ -371,6 +376,7 @@ impl<'a> Admin<'a> {
         if !was && self.delivered(after) {
             self.state.delivery.start_at_head(&after.id).await?;
         }
+        self.state.public.forget();
         self.state.delivery.config_changed();
         Ok(())
     }

@@ -460,19 +460,33 @@ async fn each_source_loads_the_module_of_its_set_of_adapters() {
         );
     }
 
-    // Switching an adapter off changes the next loader's module.
+    // Switching an adapter off in the admin changes the next loader's
+    // module.
     let posthog = t.store.connections(&a.id).await.unwrap()[1].id.clone();
+    let r = t
+        .send(
+            axum::http::Request::patch(["/api/connections/", &posthog].concat())
+                .header("authorization", ["Bearer ", common::TOKEN].concat())
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"{"enabled": false}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(wasm_of(&t.get(&loader_url(&a)).await), wasm_c);
+    // Changed by another process (the CLI), it shows within a second.
     t.store
         .update_connection(
             &posthog,
             switchyard_store::ConnectionUpdate {
-                enabled: Some(false),
+                enabled: Some(true),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(wasm_of(&t.get(&loader_url(&a)).await), wasm_c);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(wasm_of(&t.get(&loader_url(&a)).await), wasm_a);
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ pub(crate) fn client(root: &Path, args: &[String]) -> Result<()> {
     )
 }
 
-/// `cargo xtask bench-server`: installs `wrk` when missing, builds the
+/// `cargo xtask bench-server`: installs `wrk` and nginx when missing, builds the
 /// release server and `tests/src/bin/bench-server.rs`, and runs the
 /// latter, which prints the table.
 pub(crate) fn server() -> Result<()> {
@@ -39,6 +39,15 @@ pub(crate) fn server() -> Result<()> {
         .is_err()
     {
         crate::setup::apt_install(&["wrk"])?;
+    }
+    // nginx serves the same loader bytes from a file: the yardstick for
+    // what a cached loader should cost.
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        crate::setup::apt_install(&["nginx-light"])?;
     }
     run_cmd(cargo().args([
         "build",

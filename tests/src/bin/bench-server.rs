@@ -225,6 +225,64 @@ fn wrk(origin: &str, script_path: &Path) -> Result<WrkResult> {
     })
 }
 
+/// nginx serving one file on a free loopback port, stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Nginx {
+    fn start(dir: &Path, body: &[u8]) -> Result<Nginx> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let root = dir.join("www");
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(root.join("analytics.min.js"), body)?;
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nworker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 http {{ access_log off; default_type application/javascript;\n\
+                 client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;\n\
+                 uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
+                 server {{ listen 127.0.0.1:{port}; root {root};\n\
+                 location / {{ add_header Cache-Control \"public, max-age=60\"; }} }} }}\n",
+                dir = dir.display(),
+                root = root.display(),
+            ),
+        )?;
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start nginx (cargo xtask bench-server installs it)")?;
+        let url = format!("http://127.0.0.1:{port}/analytics.min.js");
+        let nginx = Nginx { child, url };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nginx did not listen within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn sibling(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("no directory")?.join(name);
@@ -269,6 +327,21 @@ async fn main() -> Result<()> {
     let source_id = source["id"].as_str().unwrap_or_default().to_string();
     let key = source["write_key"].as_str().unwrap_or_default().to_string();
     let dir = tempfile::tempdir()?;
+
+    // 0. The loader, cached, against nginx serving the same bytes from a
+    // file, with the same connections and threads.
+    let loader_url = [&origin, "/analytics.js/v1/", &key, "/analytics.min.js"].concat();
+    let loader_bytes = reqwest::get(&loader_url).await?.bytes().await?;
+    let get_script = dir.path().join("get.lua");
+    std::fs::write(&get_script, "wrk.method = \"GET\"\n")?;
+    let loader = wrk(&loader_url, &get_script)?;
+    let nginx = match Nginx::start(dir.path(), &loader_bytes) {
+        Ok(nginx) => Some((wrk(&nginx.url, &get_script)?, nginx)),
+        Err(e) => {
+            eprintln!("nginx: {e:#}");
+            None
+        }
+    };
 
     // 1. Full load.
     let started_at = chrono::Utc::now();
@@ -417,6 +490,25 @@ async fn main() -> Result<()> {
         "{:<58} {:>16} {:>18}",
         "peer: RudderStack gateway, requests/s on 2 cores (published)", "~1700", ""
     );
+    println!(
+        "{:<58} {:>16.0} {:>18}",
+        "cached loader (same bytes, no compression), requests/s", loader.requests_per_second, ""
+    );
+    match &nginx {
+        Some((n, _)) => {
+            println!(
+                "{:<58} {:>16.0} {:>18}",
+                "  nginx serving them from a file, requests/s", n.requests_per_second, ""
+            );
+            println!(
+                "{:<58} {:>16.2} {:>18}",
+                "  Switchyard / nginx",
+                loader.requests_per_second / n.requests_per_second,
+                "≥ 0.5"
+            );
+        }
+        None => println!("{:<58} {:>16} {:>18}", "  nginx", "not run", ""),
+    }
     if full.non_2xx > 0 || half.non_2xx > 0 || steady_run.non_2xx > 0 {
         bail!("the server refused requests under load");
     }

@@ -39,6 +39,10 @@ pub(crate) fn router() -> Router<AppState> {
 /// loader for its revision (and the module it names), one module rebuild
 /// at a time and what it last saw, and a bound on compressions at once.
 pub struct PublicCache {
+    /// Write keys looked up in the last second (this process forgets
+    /// them at each admin change; another process's change shows within
+    /// the second).
+    keys: Mutex<HashMap<String, (Source, Instant)>>,
     loaders: Mutex<HashMap<String, Arc<CachedLoader>>>,
     rebuild: tokio::sync::Mutex<Option<Rebuilt>>,
     compressing: Arc<tokio::sync::Semaphore>,
@@ -61,12 +65,17 @@ struct Rebuilt {
 /// How often an unknown module hash may make the server look at the
 /// sources again; between looks, it is answered from memory.
 const REBUILD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// How long a write key's lookup is used again.
+const KEY_FRESH: Duration = Duration::from_secs(1);
+/// Write keys kept at most (each a known source's).
+const KEYS_KEPT: usize = 10_000;
 /// Brotli-11 and gzip-9 compressions running at once.
 const COMPRESSIONS: usize = 2;
 
 impl Default for PublicCache {
     fn default() -> PublicCache {
         PublicCache {
+            keys: Mutex::new(HashMap::new()),
             loaders: Mutex::new(HashMap::new()),
             rebuild: tokio::sync::Mutex::new(None),
             compressing: Arc::new(tokio::sync::Semaphore::new(COMPRESSIONS)),
@@ -75,6 +84,11 @@ impl Default for PublicCache {
 }
 
 impl PublicCache {
+    /// The configuration changed: what was looked up is looked up again.
+    pub fn forget(&self) {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn loaders(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CachedLoader>>> {
         self.loaders.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -118,11 +132,25 @@ impl PublicCache {
 }
 
 async fn source(state: &AppState, write_key: &str) -> Result<Source, AppError> {
-    state
+    {
+        let keys = state.public.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((source, at)) = keys.get(write_key)
+            && at.elapsed() < KEY_FRESH
+        {
+            return Ok(source.clone());
+        }
+    }
+    let source = state
         .config
         .source_by_write_key(write_key)
         .await?
-        .ok_or_else(|| AppError::NotFound("unknown write key".into()))
+        .ok_or_else(|| AppError::NotFound("unknown write key".into()))?;
+    let mut keys = state.public.keys.lock().unwrap_or_else(|e| e.into_inner());
+    if keys.len() >= KEYS_KEPT {
+        keys.clear();
+    }
+    keys.insert(write_key.to_string(), (source.clone(), Instant::now()));
+    Ok(source)
 }
 
 fn artifacts(state: &AppState) -> Result<&Artifacts, AppError> {
