@@ -21,6 +21,14 @@ pub const LATENCY_BOUNDS_MS: &[u64] = &[
     1_800_000, 3_600_000, 14_400_000,
 ];
 
+/// The bucket `ms` falls in (the last is everything above).
+fn bucket(ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| ms <= *b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
 /// Counts of latencies per bucket (the last is everything above).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -33,11 +41,7 @@ impl Histogram {
         if self.counts.is_empty() {
             self.counts = vec![0; LATENCY_BOUNDS_MS.len() + 1];
         }
-        let at = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|b| ms <= *b)
-            .unwrap_or(LATENCY_BOUNDS_MS.len());
-        self.counts[at] += 1;
+        self.counts[bucket(ms)] += 1;
         self.sum_ms += ms;
     }
 
@@ -232,10 +236,11 @@ impl ConnectionStats {
         }
         self.with_minute(|m| {
             m.delivered += latencies_ms.len() as i64;
-            let mut merged = histogram(m);
-            merged.merge(&h);
-            m.latency = merged.counts.iter().map(|n| *n as i64).collect();
-            m.latency_sum_ms = merged.sum_ms as i64;
+            m.latency.resize(LATENCY_BOUNDS_MS.len() + 1, 0);
+            for ms in latencies_ms {
+                m.latency[bucket(*ms)] += 1;
+                m.latency_sum_ms += *ms as i64;
+            }
         });
         self.lifetime(|t| t.delivered += latencies_ms.len() as u64);
         lock(&self.latency_lifetime).merge(&h);

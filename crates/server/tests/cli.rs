@@ -110,11 +110,7 @@ fn serve_logging(envs: &[(&str, &str)], log: Option<&Path>) -> Running {
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let mut req = reqwest::Client::new().get(url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -1153,25 +1149,27 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
     assert_eq!(receiver.bodies().len(), 2, "a request reached loopback");
 
     // Events in the log and dead letters, as the server would have left them.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let store = switchyard_store::SqliteStore::open(&data.join("switchyard.sqlite")).unwrap();
-    rt.block_on(async {
+    block_on(async {
         use switchyard_store::{DeliveryStore, EventLog, NewDeadLetter, NewEvent};
-        let event = |id: &str, at: &str| NewEvent {
+        let event = |id: &str, at: &str| {
+            NewEvent {
             source_id: source.clone(),
             message_id: id.into(),
             kind: "track",
             received_at: at.into(),
             json: serde_json::json!({"type": "track", "event": "Replayed", "userId": "u", "messageId": id, "receivedAt": at}).to_string(),
+        }
         };
         store
-            .append(vec![event("old", "2026-01-01T00:00:00.000Z"), event("new", "2026-01-05T00:00:00.000Z")])
+            .append(vec![
+                event("old", "2026-01-01T00:00:00.000Z"),
+                event("new", "2026-01-05T00:00:00.000Z"),
+            ])
             .await
             .unwrap();
-        let letter = |id: &str| NewDeadLetter {
+        let letter = |id: &str| {
+            NewDeadLetter {
             connection_id: hook.clone(),
             seq: 1,
             message_id: id.into(),
@@ -1180,8 +1178,12 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
             request: None,
             response: None,
             attempts: 1,
+        }
         };
-        store.add_dead_letters(vec![letter("d1"), letter("d2")]).await.unwrap();
+        store
+            .add_dead_letters(vec![letter("d1"), letter("d2")])
+            .await
+            .unwrap();
     });
     drop(store);
 
@@ -1312,11 +1314,7 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
 
 /// A request with a JSON body, as a script would send it.
 fn send_json(url: &str, auth: (&str, &str), body: &Value) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let req = reqwest::Client::new().post(url).json(body);
         let req = match auth {
             ("bearer", token) => req.bearer_auth(token),
