@@ -8,6 +8,7 @@
 
 mod ids;
 mod model;
+mod pgtls;
 mod postgres;
 mod sealed;
 mod sqlite;
@@ -32,6 +33,10 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("postgres error: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    /// Connecting failed, with the cause spelled out (a refused
+    /// certificate, an unknown `sslmode`, an unreadable `sslrootcert`).
+    #[error("postgres error: {0}")]
+    PostgresConnect(String),
     #[error("the event-log writer has stopped")]
     WriterGone,
     #[error("the disk holding the event log is full")]

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use switchyard_spec::Mode;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, GenericClient, NoTls, Row};
+use tokio_postgres::{Client, GenericClient, Row};
 
 use crate::ids::{new_id, new_write_key};
 use crate::model::{decode, encode, now};
@@ -176,15 +176,11 @@ async fn connection_by_id(c: &impl GenericClient, id: &str) -> Result<Connection
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user:pass@host:port/db`) and applies
+    /// Connects to `url` (`postgres://user:pass@host:port/db`, with TLS as
+    /// its `sslmode` and `sslrootcert` ask, as libpq reads them) and applies
     /// migrations.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let (mut client, conn) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                log_closed(&e);
-            }
-        });
+        let mut client = crate::pgtls::connect(url).await?;
         client
             .batch_execute(
                 "CREATE TABLE IF NOT EXISTS switchyard_schema (version INTEGER NOT NULL);
@@ -210,12 +206,19 @@ impl PostgresStore {
             client: Mutex::new(client),
         })
     }
-}
 
-fn log_closed(e: &tokio_postgres::Error) {
-    // The connection task ends with the client; an error here is logged by
-    // the next failing statement too, so stderr is enough.
-    eprintln!("postgres connection closed: {e}");
+    /// Whether the server sees this connection as encrypted (TLS), as
+    /// Postgres itself reports it.
+    pub async fn connection_is_encrypted(&self) -> Result<bool> {
+        let c = self.client.lock().await;
+        let row = c
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
 }
 
 #[async_trait]
