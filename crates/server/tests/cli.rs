@@ -1717,6 +1717,8 @@ fn every_request_is_logged_with_its_route_status_and_source_and_no_write_key() {
     assert_eq!(send_json(&url, ("basic", "not-a-key"), &track).0, 401);
     let missing = [&running.origin, "/no/such/", &write_key].concat();
     assert_eq!(get(&missing, None).0, 404);
+    let settings = [&running.origin, "/v1/projects/", &write_key, "/settings"].concat();
+    assert_eq!(get(&settings, None).0, 200);
     let sources = get(
         &[&running.origin, "/api/sources"].concat(),
         Some("log-test-token"),
@@ -1726,11 +1728,11 @@ fn every_request_is_logged_with_its_route_status_and_source_and_no_write_key() {
         .as_str()
         .unwrap()
         .to_string();
-    // The lines are written as the requests end; wait for the fourth.
+    // The lines are written as the requests end; wait for the fifth.
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = loop {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if log.lines().filter(|l| l.contains("route=")).count() >= 4 || Instant::now() > deadline {
+        if log.lines().filter(|l| l.contains("route=")).count() >= 5 || Instant::now() > deadline {
             break log;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -1746,6 +1748,15 @@ fn every_request_is_logged_with_its_route_status_and_source_and_no_write_key() {
         "{ok}"
     );
     assert!(ok.contains("ms="), "{ok}");
+    // The public bundle routes name their source too.
+    let settings = lines
+        .iter()
+        .find(|l| l.contains("/settings"))
+        .unwrap_or_else(|| panic!("no line for the settings document: {log}"));
+    assert!(
+        settings.contains(&["source=\"", &source_id, "\""].concat()),
+        "{settings}"
+    );
     assert!(lines.iter().any(|l| l.contains("status=401")), "{log}");
     assert!(
         lines

@@ -451,10 +451,21 @@ async fn loader(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let source = source(&state, &write_key).await?;
-    let artifacts = artifacts(&state)?;
-    let cached = current_loader(&state, artifacts, &source, true).await?;
+    let mut response = loader_response(&state, &source, &headers).await?;
+    response.extensions_mut().insert(crate::SourceOf(source.id));
+    Ok(response)
+}
+
+/// The loader, a 304 for what the caller has, or compressed as it asks.
+async fn loader_response(
+    state: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let artifacts = artifacts(state)?;
+    let cached = current_loader(state, artifacts, source, true).await?;
     let loader = &cached.loader;
-    let encoding = negotiate(&headers);
+    let encoding = negotiate(headers);
     let etag = representation_etag(&loader.etag, encoding);
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
     let common = [
@@ -468,7 +479,7 @@ async fn loader(
         ),
         (header::VARY, HeaderValue::from_static("Accept-Encoding")),
     ];
-    if not_modified(&headers, &etag) {
+    if not_modified(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let content_type = (
@@ -597,7 +608,9 @@ async fn settings(
     });
     let cache = ["public, max-age=", &state.loader_max_age.to_string()].concat();
     let cache = HeaderValue::from_str(&cache).map_err(|e| AppError::Unavailable(e.to_string()))?;
-    Ok(([(header::CACHE_CONTROL, cache)], Json(body)).into_response())
+    let mut response = ([(header::CACHE_CONTROL, cache)], Json(body)).into_response();
+    response.extensions_mut().insert(crate::SourceOf(source.id));
+    Ok(response)
 }
 
 /// The source's destinations in the settings document, as a list beside
