@@ -85,7 +85,13 @@ fn parse(url: &str) -> Result<(Config, Mode, Option<String>)> {
                             }
                         }
                     }
-                    "sslrootcert" => root = Some(percent_decode(value)),
+                    "sslrootcert" => {
+                        root = Some(
+                            percent_encoding::percent_decode_str(value)
+                                .decode_utf8_lossy()
+                                .into_owned(),
+                        )
+                    }
                     _ => kept.push(pair),
                 }
             }
@@ -104,28 +110,6 @@ fn parse(url: &str) -> Result<(Config, Mode, Option<String>)> {
         _ => SslMode::Require,
     });
     Ok((config, mode, root))
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -157,10 +141,14 @@ fn client_config(mode: Mode, root: Option<&str>) -> Result<ClientConfig> {
         Ok(Arc::new(store))
     };
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, root) {
-        (Mode::Disable | Mode::Prefer, _) | (Mode::Require, None) => {
-            Arc::new(Unchecked(provider()))
-        }
-        (Mode::Require | Mode::VerifyCa, _) => Arc::new(ChainOnly(webpki(roots()?)?)),
+        (Mode::Disable | Mode::Prefer, _) | (Mode::Require, None) => Arc::new(Lenient {
+            chain: None,
+            provider: provider(),
+        }),
+        (Mode::Require | Mode::VerifyCa, _) => Arc::new(Lenient {
+            chain: Some(webpki(roots()?)?),
+            provider: provider(),
+        }),
         (Mode::VerifyFull, _) => webpki(roots()?)?,
     };
     Ok(builder
@@ -175,61 +163,17 @@ fn webpki(roots: Arc<RootCertStore>) -> Result<Arc<WebPkiServerVerifier>> {
         .map_err(|e| bad(format!("TLS set-up: {e}")))
 }
 
-/// `prefer` and `require` without a root certificate: encrypted, the
-/// certificate taken as it comes (the handshake's signatures still checked).
+/// The modes short of `verify-full`: without a chain to check (`prefer`,
+/// `require` with no root), the certificate is taken as it comes; with one
+/// (`verify-ca`), the chain is checked and the name in it is not. The
+/// handshake's signatures are checked either way.
 #[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-/// `verify-ca`: the chain is checked, the name in it is not.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -238,10 +182,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -255,7 +199,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -264,11 +213,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -217,6 +217,11 @@ async fn a_wrong_url_is_a_clear_error() {
     assert!(err.to_string().contains("postgres error"), "{err}");
 }
 
+/// What connecting with `url` is refused with.
+async fn refusal(url: &str) -> String {
+    PostgresStore::connect(url).await.err().unwrap().to_string()
+}
+
 /// Whether the server sees this store's connection as encrypted, read from
 /// Postgres itself (`pg_stat_ssl`), not from the client's settings.
 async fn encrypted(url: &str) -> bool {
@@ -248,26 +253,19 @@ async fn connects_with_tls_as_the_sslmode_asks() {
     // the name is not.
     let by_ip = server.url.clone() + "?sslrootcert=" + &ca;
     assert!(encrypted(&(by_ip.clone() + "&sslmode=verify-ca")).await);
-    let err = PostgresStore::connect(&(by_ip + "&sslmode=verify-full"))
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&(by_ip + "&sslmode=verify-full")).await;
     assert!(err.contains("certificate"), "{err}");
 
     // A certificate from another authority is refused when verifying.
     let other = Tls::for_names(&["localhost"]);
     let other_ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(other_ca.path(), &other.ca).unwrap();
-    let err = PostgresStore::connect(
+    let err = refusal(
         &(server.url.replace("127.0.0.1", "localhost")
             + "?sslmode=verify-full&sslrootcert="
             + &other_ca.path().display().to_string()),
     )
-    .await
-    .err()
-    .unwrap()
-    .to_string();
+    .await;
     assert!(err.contains("certificate"), "{err}");
 }
 
@@ -276,16 +274,8 @@ async fn tls_required_of_a_server_without_it_is_refused() {
     let server = PgServer::start();
     let store = server.store().await;
     assert!(!store.connection_is_encrypted().await.unwrap());
-    let err = PostgresStore::connect(&(server.url.clone() + "?sslmode=require"))
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&(server.url.clone() + "?sslmode=require")).await;
     assert!(err.starts_with("postgres error"), "{err}");
-    let err = PostgresStore::connect(&(server.url.clone() + "?sslmode=sometimes"))
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&(server.url.clone() + "?sslmode=sometimes")).await;
     assert!(err.contains("sslmode `sometimes` is not one of"), "{err}");
 }
