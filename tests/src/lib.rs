@@ -78,6 +78,7 @@ pub fn serve_config(data: &std::path::Path) -> Result<ServeConfig> {
         trusted_proxies: String::new(),
         demo: true,
         retention_days: 30,
+        retention_mb: 0,
     })
 }
 

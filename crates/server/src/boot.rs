@@ -254,21 +254,41 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Opened> {
     })
 }
 
-/// Keeps the event log to `days` of events: prunes now and every hour.
-pub fn start_retention(events: Arc<dyn EventLog>, days: u32) {
-    if days == 0 {
+/// Keeps the event log to `days` of events (pruned now and every hour)
+/// and to `megabytes` on disk (checked now and every minute); 0 leaves
+/// either unbounded.
+pub fn start_retention(events: Arc<dyn EventLog>, days: u32, megabytes: u64) {
+    if days == 0 && megabytes == 0 {
         return;
     }
     tokio::spawn(async move {
+        let mut minute = 0u64;
         loop {
-            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-            let before = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            match events.prune_before(&before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("retention: removed {n} event(s) older than {days} day(s)"),
-                Err(e) => tracing::warn!("retention: cannot prune the event log: {e}"),
+            if days > 0 && minute.is_multiple_of(60) {
+                let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+                let before = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                match events.prune_before(&before).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!("retention: removed {n} event(s) older than {days} day(s)")
+                    }
+                    Err(e) => tracing::warn!("retention: cannot prune the event log: {e}"),
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            if megabytes > 0 {
+                match events
+                    .prune_to_size(megabytes.saturating_mul(1_000_000))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        "retention: removed the {n} oldest event(s) to keep the log under {megabytes} MB"
+                    ),
+                    Err(e) => tracing::warn!("retention: cannot prune the event log: {e}"),
+                }
+            }
+            minute += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         }
     });
 }

@@ -87,6 +87,10 @@ pub struct ServeConfig {
     /// event.
     #[arg(long, env = "SWITCHYARD_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
+    /// Megabytes the event log may take on disk (checked every minute):
+    /// beyond it the oldest events go; 0 for no bound.
+    #[arg(long, env = "SWITCHYARD_RETENTION_MB", default_value_t = 0)]
+    pub retention_mb: u64,
 }
 
 /// `--trusted-proxies`, read: each item a CIDR or a single address.

@@ -180,7 +180,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Host, unless it comes through a trusted proxy.
     opened.state.public_url = Some(origin.as_str().into());
     opened.state.delivery.start();
-    boot::start_retention(opened.state.events.clone(), config.retention_days);
+    boot::start_retention(
+        opened.state.events.clone(),
+        config.retention_days,
+        config.retention_mb,
+    );
     let app = switchyard_server::app(opened.state);
     let header_timeout = std::time::Duration::from_secs(config.http_timeout.max(1));
     switchyard_server::serve::serve(listener, app, header_timeout, async {

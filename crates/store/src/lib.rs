@@ -135,6 +135,10 @@ pub trait EventLog: Send + Sync {
     /// Removes the events received before `before` (RFC 3339, UTC): the
     /// log's retention. Returns how many went.
     async fn prune_before(&self, before: &str) -> Result<u64>;
+
+    /// Removes the oldest events until the log takes at most `max_bytes`
+    /// on disk: the log's retention by size. Returns how many went.
+    async fn prune_to_size(&self, max_bytes: u64) -> Result<u64>;
 }
 
 /// Cloud delivery's durable state, kept with the configuration: each

@@ -699,6 +699,44 @@ impl EventLog for SqliteStore {
         }
     }
 
+    async fn prune_to_size(&self, max_bytes: u64) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            // Pages in use (free pages are reused before the file grows),
+            // and from them what one event takes on average.
+            let n = self
+                .with_conn(move |c| {
+                    let pragma = |name: &str| -> Result<u64> {
+                        let v: i64 = c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
+                        Ok(u64::try_from(v).unwrap_or(0))
+                    };
+                    let used = pragma("page_count")?.saturating_sub(pragma("freelist_count")?)
+                        * pragma("page_size")?;
+                    if used <= max_bytes {
+                        return Ok(0);
+                    }
+                    let count: i64 =
+                        c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                    let count = u64::try_from(count).unwrap_or(0);
+                    if count == 0 {
+                        return Ok(0);
+                    }
+                    let each = (used / count).max(1);
+                    let chunk = ((used - max_bytes) / each + 1).min(5000);
+                    Ok(c.execute(
+                        "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
+                        [i64::try_from(chunk).unwrap_or(5000)],
+                    )?)
+                })
+                .await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    }
+
     async fn methods_seen(&self, source_id: &str) -> Result<Vec<String>> {
         let id = source_id.to_string();
         self.with_conn(move |c| {

@@ -347,3 +347,50 @@ async fn retention_removes_what_is_older_and_keeps_the_rest_and_the_positions() 
         0
     );
 }
+
+#[tokio::test]
+async fn retention_by_size_removes_the_oldest_until_the_log_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    let padding = "x".repeat(1000);
+    let big = |i: usize| NewEvent {
+        json: format!("{{\"messageId\":\"m-{i}\",\"p\":\"{padding}\"}}"),
+        ..event("s1", &format!("m-{i}"))
+    };
+    for chunk in (0..6000).collect::<Vec<_>>().chunks(500) {
+        store
+            .append(chunk.iter().map(|&i| big(i)).collect())
+            .await
+            .unwrap();
+    }
+    let used = |path: &std::path::Path| {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let get = |p: &str| -> i64 {
+            c.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (get("page_count") - get("freelist_count")) * get("page_size")
+    };
+    assert!(used(&path) > 6_000_000, "the log holds about 6 MB");
+    assert_eq!(store.prune_to_size(50_000_000).await.unwrap(), 0, "it fits");
+
+    let removed = store.prune_to_size(2_000_000).await.unwrap();
+    assert!(used(&path) <= 2_000_000, "used {} bytes", used(&path));
+    // What went is the oldest, and no more than needed to fit.
+    let left = store.read_after("s1", 0, 10_000).await.unwrap();
+    assert_eq!(left.len() as u64, 6000 - removed);
+    assert!(left.len() > 1000, "kept {} of 6000", left.len());
+    let first = 6000 - left.len();
+    assert!(
+        left[0]
+            .json
+            .starts_with(&format!("{{\"messageId\":\"m-{first}\""))
+    );
+    assert!(
+        left.last()
+            .unwrap()
+            .json
+            .starts_with("{\"messageId\":\"m-5999\"")
+    );
+}
