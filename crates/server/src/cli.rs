@@ -296,6 +296,43 @@ async fn deliveries_run(
 
 /// Opens the instance for an admin command: storage and catalog, no
 /// server, no admin token needed (access to the data is the permission).
+/// The longest run of non-blank characters a message shows whole.
+const LONGEST_WORD: usize = 80;
+
+/// `message` as it is safe to print on an operator's terminal: control
+/// and bidirectional characters escaped (an echoed argument cannot move
+/// the cursor or reorder the line), line breaks kept only where `lines`,
+/// and a run of non-blank characters longer than 80 cut to its start.
+pub fn printable(message: &str, lines: bool) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut run = 0;
+    for c in message.chars() {
+        if c == '\n' && lines {
+            out.push(c);
+            run = 0;
+            continue;
+        }
+        if c.is_whitespace() && !c.is_control() {
+            out.push(c);
+            run = 0;
+            continue;
+        }
+        run += 1;
+        if run > LONGEST_WORD {
+            if run == LONGEST_WORD + 1 {
+                out.push('…');
+            }
+            continue;
+        }
+        if c.is_control() || crate::service::is_bidi(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub async fn state(store: &StoreConfig) -> anyhow::Result<AppState> {
     state_with(store, &DeliveryConfig::default()).await
 }

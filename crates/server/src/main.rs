@@ -76,8 +76,17 @@ async fn main() -> anyhow::Result<()> {
         // Colours only for a terminal: a log file or collector gets text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    if let Err(e) = run(Cli::parse().command).await {
-        eprintln!("error: {e:#}");
+    let command = match Cli::try_parse() {
+        Ok(cli) => cli.command,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // Usage errors echo what was typed: shown safely, as ours are.
+            eprint!("{}", cli::printable(&e.render().to_string(), true));
+            std::process::exit(e.exit_code());
+        }
+    };
+    if let Err(e) = run(command).await {
+        eprintln!("error: {}", cli::printable(&format!("{e:#}"), false));
         std::process::exit(1);
     }
     Ok(())

@@ -118,6 +118,12 @@ fn validate(
         .map_err(|e| AppError::unprocessable(["settings.", &e.field].concat(), e.to_string()))
 }
 
+/// Characters that reorder the text around them (Unicode's bidirectional
+/// embeddings, overrides, isolates and marks).
+pub fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn check_name(name: Option<&str>) -> Result<String, AppError> {
     let name = name.map(str::trim).unwrap_or_default();
     if name.is_empty() {
@@ -133,6 +139,12 @@ fn check_name(name: Option<&str>) -> Result<String, AppError> {
         return Err(AppError::unprocessable(
             "name",
             "name must not contain control characters",
+        ));
+    }
+    if name.chars().any(is_bidi) {
+        return Err(AppError::unprocessable(
+            "name",
+            "name must not contain characters that reorder text (bidirectional controls)",
         ));
     }
     Ok(name.to_string())
@@ -303,8 +315,20 @@ impl<'a> Admin<'a> {
                 Some(m) => parse_mode(Some(m), def)?,
                 None => parse_mode(Some(current.mode.as_str()), def)?,
             };
+            let changes = req.settings.unwrap_or_default();
+            // A key the destination does not have at all is a typo, refused
+            // as on creation; only the old mode's settings are dropped below.
+            if let Some(key) = changes
+                .keys()
+                .find(|k| !def.settings.iter().any(|s| &s.key == *k))
+            {
+                return Err(AppError::unprocessable(
+                    ["settings.", key].concat(),
+                    [key, " is not a setting of ", &def.name].concat(),
+                ));
+            }
             let mut merged = saved_settings(&current);
-            for (key, value) in req.settings.unwrap_or_default() {
+            for (key, value) in changes {
                 let secret = def.settings.iter().any(|s| s.key == key && s.secret);
                 match value {
                     Value::Null => {

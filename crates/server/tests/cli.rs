@@ -2035,3 +2035,225 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
     );
     assert_eq!(status, 404);
 }
+
+/// Hostile arguments in every position of every command: oversized,
+/// control characters, reordering unicode, empty, SQL and paths, deeply
+/// nested JSON, wrong types. Each gets an exit status of 1 (refused) or 2
+/// (usage), one short `error:` message safe to print on a terminal, and
+/// nothing changes.
+#[test]
+fn hostile_arguments_to_every_command_are_refused_safely_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let source = new_source(data, "Shop");
+    let device = new_mixpanel(data, &source);
+    let hook = text(
+        &json(
+            data,
+            &[
+                "connections",
+                "add",
+                &source,
+                "webhook",
+                "--set",
+                "url=https://127.0.0.1:9/h",
+            ],
+        ),
+        "id",
+    );
+    let snapshot = || {
+        (
+            json(data, &["sources", "list"]),
+            json(data, &["connections", "list", &source]),
+            {
+                // The chart is labelled by the minute, which moves on its own.
+                let mut status = json(data, &["deliveries", "status", &hook]);
+                status.as_object_mut().unwrap().remove("chart");
+                status
+            },
+            json(data, &["deliveries", "dead-letters", &hook]),
+        )
+    };
+    let before = snapshot();
+
+    let deep_array = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    // Values no command accepts where an id, a name, a mode, a setting, a
+    // time, a number or an event goes.
+    let values: Vec<(&str, String)> = vec![
+        ("oversized", "x".repeat(100_000)),
+        ("control characters", "\u{7}\u{1b}[2J\r\nline two".into()),
+        ("reordering unicode", "\u{202e}gnp.exe\u{2066}".into()),
+        ("long unicode", "é".repeat(300)),
+        ("empty", String::new()),
+        ("deeply nested array", deep_array),
+        ("deeply nested object", deep_object),
+    ];
+    // Each command with `{}` where the hostile value goes.
+    let slot = "{}";
+    let token = ["token=", TOKEN].concat();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["sources", "create", slot],
+        vec!["sources", "show", slot],
+        vec!["sources", "rename", slot, "New name"],
+        vec!["sources", "rename", &source, slot],
+        vec!["sources", "rotate-key", slot],
+        vec!["sources", "delete", slot],
+        vec!["connections", "list", slot],
+        vec![
+            "connections",
+            "add",
+            slot,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            &token,
+        ],
+        vec!["connections", "add", &source, slot, "--enable"],
+        vec![
+            "connections",
+            "add",
+            &source,
+            "mixpanel",
+            "--mode",
+            slot,
+            "--set",
+            &token,
+        ],
+        vec![
+            "connections",
+            "add",
+            &source,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            slot,
+        ],
+        vec![
+            "connections",
+            "add",
+            &source,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            "token={}",
+        ],
+        vec![
+            "connections",
+            "add",
+            &source,
+            "mixpanel",
+            "--mode",
+            "device",
+            "--set",
+            &token,
+            "--set",
+            "{}=1",
+        ],
+        vec!["connections", "add", &source, "webhook", "--set", "url={}"],
+        vec!["connections", "show", slot],
+        vec!["connections", "set", slot, "--set", &token],
+        vec!["connections", "set", &device, "--set", "token={}"],
+        vec!["connections", "set", &device, "--set", "{}=1"],
+        vec!["connections", "set", &device, "--mode", slot],
+        vec!["connections", "set", &hook, "--set", "url={}"],
+        vec!["connections", "enable", slot],
+        vec!["connections", "disable", slot],
+        vec!["connections", "remove", slot],
+        vec!["deliveries", "status", slot],
+        vec!["deliveries", "dead-letters", slot],
+        vec!["deliveries", "dead-letters", &hook, "--limit", slot],
+        vec!["deliveries", "retry", slot],
+        vec!["deliveries", "retry", &hook, "--id", slot],
+        vec!["deliveries", "discard", slot],
+        vec!["deliveries", "discard", &hook, "--id", slot],
+        vec![
+            "deliveries",
+            "replay",
+            slot,
+            "--from",
+            "2026-01-01T00:00:00Z",
+        ],
+        vec!["deliveries", "replay", &hook, "--from", slot],
+        vec![
+            "deliveries",
+            "replay",
+            &hook,
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            slot,
+        ],
+        vec!["deliveries", "test", slot],
+        vec!["deliveries", "test", &hook, "--event", slot],
+        vec!["catalog", "--category", slot],
+    ];
+    for command in &commands {
+        for (what, value) in &values {
+            let args: Vec<String> = command.iter().map(|a| a.replace(slot, value)).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, out, err) = run(data, &args);
+            let shown = || format!("{command:?} with {what}");
+            assert!(code == 1 || code == 2, "{}: exit {code}, {err}", shown());
+            assert_eq!(out, "", "{}: printed to stdout", shown());
+            assert!(err.starts_with("error: "), "{}: {err}", shown());
+            assert!(
+                err.len() < 2_000,
+                "{}: {} bytes of message",
+                shown(),
+                err.len()
+            );
+            assert!(
+                !err.chars().any(
+                    |c| (c.is_control() && c != '\n') || switchyard_server::service::is_bidi(c)
+                ),
+                "{}: a raw control or reordering character in {err:?}",
+                shown()
+            );
+            if code == 1 {
+                assert_eq!(err.lines().count(), 1, "{}: {err}", shown());
+            }
+        }
+        let after = snapshot();
+        assert!(after == before, "{command:?} changed the data: {after:?}");
+    }
+
+    // Wrong types where a number goes, and numbers out of range.
+    for args in [
+        vec!["deliveries", "dead-letters", &hook, "--limit", "ten"],
+        vec!["deliveries", "dead-letters", &hook, "--limit=-1"],
+        vec![
+            "deliveries",
+            "dead-letters",
+            &hook,
+            "--limit",
+            "99999999999999999999999",
+        ],
+        vec!["deliveries", "retry", &hook, "--id", "1.5"],
+        vec!["deliveries", "discard", &hook, "--id", "0x10"],
+    ] {
+        let err = fails(data, &args, 2);
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+    }
+    assert!(snapshot() == before);
+
+    // Odd but valid text is kept exactly as given, never run as SQL or
+    // followed as a path; searching for it finds nothing and says so.
+    for name in [
+        "x'; DROP TABLE sources; --",
+        "../../../etc/passwd",
+        "名前 🚀",
+    ] {
+        let made = json(data, &["sources", "create", name]);
+        let id = text(&made, "id");
+        assert_eq!(json(data, &["sources", "show", &id])["name"], name);
+        let (code, _, err) = run(data, &["sources", "delete", &id]);
+        assert_eq!(code, 0, "{err}");
+        let found = json(data, &["catalog", name]);
+        assert_eq!(found, serde_json::json!([]), "{name}");
+    }
+    assert!(snapshot() == before, "the odd names left something behind");
+}
