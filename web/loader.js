@@ -10,22 +10,8 @@ var key = (script && script.getAttribute("data-global-segment-analytics-key")) |
 var base = config.apiHost || (script && script.src ? script.src.replace(/\/analytics\.js\/v1\/.*$/, "") : location.origin);
 config.apiHost = base;
 
-// What plugins receive: analytics-next's Context shape.
-function Context(event) {
-  this.event = event;
-}
-Context.prototype.updateEvent = function (path, value) {
-  var parts = path.split("."), target = this.event;
-  for (var i = 0; i < parts.length - 1; i++) {
-    if (typeof target[parts[i]] !== "object" || target[parts[i]] === null) target[parts[i]] = {};
-    target = target[parts[i]];
-  }
-  target[parts[parts.length - 1]] = value;
-  return this.event;
-};
-
-// `vendor` (web/vendor.js, in the same scope): helpers for device-mode
-// vendors' scripts.
+// `vendor` (web/vendor.js, in the same scope): the event pipeline and the
+// helpers for device-mode vendors' scripts.
 wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(function (exports) {
   var snippet = window[key];
   var queue = Array.isArray(snippet) ? snippet.slice() : [];
@@ -52,7 +38,9 @@ wasm_bindgen({ module_or_path: base + "/b/" + config.wasm + ".wasm" }).then(func
   };
   facade.pageview = function (url) { return call("page", [{ path: url }]); };
   facade.load = function () {};
-  wasm_bindgen.start(config, (snippet && snippet._loadOptions) || {}, facade, Context, vendor, exports);
+  vendor.call = call;
+  vendor.facade = facade;
+  wasm_bindgen.start(config, (snippet && snippet._loadOptions) || {}, vendor, exports);
   window[key] = facade;
   // Calls made before the library loaded, in the order they were made.
   queue.forEach(function (c) {

@@ -217,16 +217,3 @@ pub(crate) fn on_window(event: &str, f: impl FnMut() + 'static) {
     );
     c.forget();
 }
-
-/// A promise resolved after `ms` milliseconds.
-pub(crate) fn sleep(ms: f64) -> js_sys::Promise {
-    js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, ms))
-}
-
-pub(crate) fn console_error(message: &str, detail: &JsValue) {
-    let _ = js::invoke(
-        &js::global("console"),
-        "error",
-        &[message.into(), detail.clone()],
-    );
-}

@@ -92,18 +92,6 @@ pub(crate) fn clone_json(v: &JsValue) -> JsValue {
         .unwrap_or(JsValue::NULL)
 }
 
-/// The strings of an array; nothing for anything else.
-pub(crate) fn strings(v: &JsValue) -> Vec<String> {
-    if Array::is_array(v) {
-        Array::from(v)
-            .iter()
-            .filter_map(|s| s.as_string())
-            .collect()
-    } else {
-        Vec::new()
-    }
-}
-
 /// The items of an array; nothing for anything else.
 pub(crate) fn values(v: &JsValue) -> Vec<JsValue> {
     if Array::is_array(v) {
@@ -138,16 +126,4 @@ pub(crate) fn method(obj: &JsValue, name: &str) -> Option<Function> {
 /// A promise of `v`: `v` itself if it is a thenable.
 pub(crate) fn promise(v: &JsValue) -> Promise {
     Promise::resolve(v)
-}
-
-/// `promise.then(f)`, with `f` any JS function.
-pub(crate) fn then(promise: &Promise, f: &JsValue) -> Promise {
-    method(promise, "then")
-        .and_then(|then| call(&then, promise, std::slice::from_ref(f)).ok())
-        .map(|p| p.unchecked_into())
-        .unwrap_or_else(|| promise.clone())
-}
-
-pub(crate) fn str_array(items: &[String]) -> Array {
-    items.iter().map(|s| JsValue::from_str(s)).collect()
 }

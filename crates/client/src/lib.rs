@@ -4,8 +4,11 @@
 //! [`start`] with the source's inlined settings and the page's load
 //! options, puts a facade in place of Segment's snippet stub and replays the
 //! snippet's queue through [`call`]. Everything the page asks for goes
-//! through [`call`]; nothing thrown here or by a plugin reaches the page:
-//! it goes to `on('error')` listeners, and to the console in debug mode.
+//! through [`call`]. The module builds events and keeps identity and the
+//! delivery queue; the loader's JavaScript (`web/vendor.js`) runs the
+//! pipeline of plugins and middleware, which is promise plumbing. Nothing
+//! thrown here or by a plugin reaches the page: it goes to `on('error')`
+//! listeners, and to the console in debug mode.
 
 mod args;
 mod browser;
@@ -15,55 +18,40 @@ mod event;
 mod identity;
 pub mod ids;
 mod js;
-mod pipeline;
 mod storage;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use args::{Call, Resolved};
 use event::Kind;
 pub use identity::Identity;
-use pipeline::{LoadState, Plugin, PluginType};
 
 /// The library's name and version in `context.library`.
 pub const LIBRARY_NAME: &str = "switchyard.js";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// How long `ready()` waits for a destination that neither loads nor fails.
+/// How long a device-mode destination's script may take to load, unless
+/// the page's `destinationTimeout` says otherwise.
 const READY_TIMEOUT_MS: f64 = 10_000.0;
-/// How long a call waits before its callback runs regardless.
-const CALLBACK_TIMEOUT_MS: f64 = 300.0;
 
 struct Core {
     identity: Identity,
     /// The static part of every event's context.
     context: Object,
-    debug: bool,
-    source_middleware: Vec<Function>,
-    /// `(destination name, middleware)`.
-    destination_middleware: Vec<(String, Function)>,
-    plugins: Vec<Plugin>,
-    /// Load promises of destination plugins, for `ready()`.
-    loads: Vec<Promise>,
-    consent: Option<Object>,
-    /// The page's `analytics` object, handed to plugins' `load`.
-    facade: JsValue,
-    /// The loader's `Context` constructor: `new Context(event)`.
-    context_class: Function,
     queue: delivery::Shared,
-    /// The loader's helpers (`web/vendor.js`): the page's listeners
-    /// (`on`, `off`, `emit`) and, for vendor scripts, `stub` and `load`
-    /// (see `device::Device::load`).
+    /// The loader's helpers (`web/vendor.js`): the event pipeline
+    /// (`dispatch`, `api`), the page's listeners (`emit`), `report`, and
+    /// for vendor scripts `stub` and `load` (see `device::Device::load`).
     vendor: JsValue,
     /// How long a device-mode destination's script may take to load.
     device_timeout: f64,
-    /// Destinations the server delivers to (`_metadata.unbundled`).
-    unbundled: Array,
+    /// The bundle's device-mode destinations, by the index the pipeline
+    /// knows them by, with their names.
+    devices: Vec<(String, Rc<device::Device>)>,
 }
 
 type Shared = Rc<RefCell<Core>>;
@@ -93,28 +81,13 @@ fn core() -> Option<Shared> {
     CORE.with(|c| c.borrow().clone())
 }
 
-/// Tells the page's error listeners (and the console in debug mode).
-fn report(core: &Shared, message: &str, detail: JsValue) {
-    let debug = core.borrow().debug;
-    if debug {
-        browser::console_error(&["Switchyard: ", message].concat(), &detail);
-    }
-    let error = js_sys::Error::new(message);
-    js::set(&error, "detail", &detail);
-    emit(core, "error", &[error.into()]);
+fn vendor(core: &Shared) -> JsValue {
+    core.borrow().vendor.clone()
 }
 
-/// Calls the page's listeners of `name` (kept by the loader's helpers);
-/// what one throws is reported, unless it is an `error` listener.
-fn emit(core: &Shared, name: &str, args: &[JsValue]) {
-    let vendor = core.borrow().vendor.clone();
-    let args: Array = args.iter().collect();
-    let thrown = js::invoke(&vendor, "emit", &[name.into(), args.into()]);
-    if name != "error" {
-        for e in js::values(&thrown.unwrap_or(JsValue::UNDEFINED)) {
-            report(core, "an event listener threw", e);
-        }
-    }
+/// Tells the page's error listeners (and the console in debug mode).
+fn report(core: &Shared, message: &str, detail: JsValue) {
+    let _ = js::invoke(&vendor(core), "report", &[message.into(), detail]);
 }
 
 /// Settings the loader inlines and options the page passed to
@@ -161,15 +134,13 @@ fn batching_option(options: &JsValue) -> Option<delivery::Batching> {
 
 /// Starts the library: `config` is `{writeKey, apiHost, destinations,
 /// unbundled, ...}` from the loader, `options` the page's load options,
-/// `facade` the page's `analytics` object, `context_class` the loader's
-/// `Context`, `vendor` its helpers for vendor scripts (`stub`, `load`),
-/// `exports` this module's exports (the device adapters among them).
+/// `vendor` the loader's helpers (`web/vendor.js`: the event pipeline and
+/// the helpers for vendor scripts), `exports` this module's exports (the
+/// device adapters among them).
 #[wasm_bindgen]
 pub fn start(
     config: &JsValue,
     options: &JsValue,
-    facade: JsValue,
-    context_class: Function,
     vendor: JsValue,
     exports: &JsValue,
 ) -> Result<(), JsValue> {
@@ -190,39 +161,20 @@ pub fn start(
     if let Some(campaign) = event::campaign(&search) {
         js::set(&context, "campaign", &campaign);
     }
-    let consent = js::as_object(&js::get(
-        &js::get(options, "consent"),
-        "categoryPreferences",
-    ));
+    let consent = js::get(&js::get(options, "consent"), "categoryPreferences");
+    js::set(&vendor, "unbundled", &js::get(config, "unbundled"));
 
     let shared: Shared = Rc::new(RefCell::new(Core {
         identity: Identity::load(),
         context,
-        debug: false,
-        source_middleware: Vec::new(),
-        destination_middleware: Vec::new(),
-        plugins: Vec::new(),
-        loads: Vec::new(),
-        consent: None,
-        facade,
-        context_class,
         queue: queue.clone(),
-        vendor,
+        vendor: vendor.clone(),
         device_timeout: js::get(options, "destinationTimeout")
             .as_f64()
             .filter(|t| *t > 0.0)
             .unwrap_or(READY_TIMEOUT_MS),
-        unbundled: {
-            let names = js::get(config, "unbundled");
-            if Array::is_array(&names) {
-                Array::from(&names)
-            } else {
-                Array::new()
-            }
-        },
+        devices: Vec::new(),
     }));
-    set_consent(&shared, consent);
-    add_devices(&shared, &js::get(config, "destinations"), exports);
     {
         let weak = Rc::downgrade(&shared);
         queue.borrow_mut().on_error = Some(Rc::new(move |message: &str, detail: JsValue| {
@@ -232,18 +184,23 @@ pub fn start(
         }));
     }
     CORE.with(|c| *c.borrow_mut() = Some(shared.clone()));
+    let consent = if consent.is_object() {
+        consent
+    } else {
+        JsValue::NULL
+    };
+    js::invoke(&vendor, "setConsent", &[consent])?;
+    add_devices(&shared, &js::get(config, "destinations"), exports);
     delivery::start(&queue);
     query_string_calls(&search);
     Ok(())
 }
 
-/// The source's device-mode destinations, as destination plugins run by
-/// the device host; each loads once it has consent.
+/// The source's device-mode destinations, handed to the pipeline as
+/// destination plugins run by the device host; each loads once it has
+/// consent.
 fn add_devices(core: &Shared, destinations: &JsValue, exports: &JsValue) {
-    if !Array::is_array(destinations) {
-        return;
-    }
-    for d in Array::from(destinations).iter() {
+    for d in js::values(destinations) {
         let slug = js::get_str(&d, "slug").unwrap_or_default();
         let name = js::get_str(&d, "name").unwrap_or_else(|| slug.clone());
         let Some(device) = device::Device::new(exports, &slug, &js::get(&d, "settings")) else {
@@ -254,29 +211,20 @@ fn add_devices(core: &Shared, destinations: &JsValue, exports: &JsValue) {
             );
             continue;
         };
-        let categories = js::get(&d, "categories");
         let index = {
             let mut c = core.borrow_mut();
-            let obj = Object::new();
-            js::set_str(&obj, "name", &name);
-            c.plugins.push(Plugin {
-                obj: obj.into(),
-                name,
-                kind: PluginType::Destination,
-                categories: js::strings(&categories),
-                state: LoadState::Waiting,
-                loading: None,
-                device: Some(Rc::new(device)),
-            });
-            c.plugins.len() - 1
+            c.devices.push((name.clone(), Rc::new(device)));
+            c.devices.len() - 1
         };
-        let allowed = {
-            let c = core.borrow();
-            pipeline::consented(c.consent.as_ref(), &c.plugins[index].categories)
-        };
-        if allowed {
-            load_plugin(core, index);
-        }
+        let _ = js::invoke(
+            &vendor(core),
+            "device",
+            &[
+                JsValue::from_f64(index as f64),
+                name.into(),
+                js::get(&d, "categories"),
+            ],
+        );
     }
 }
 
@@ -323,94 +271,22 @@ fn query_string_calls(search: &str) {
     }
 }
 
-fn set_consent(core: &Shared, preferences: Option<Object>) {
-    {
-        let mut c = core.borrow_mut();
-        match &preferences {
-            Some(p) => {
-                let consent = Object::new();
-                js::set(&consent, "categoryPreferences", p);
-                js::set(&c.context, "consent", &consent);
-            }
-            None => {
-                let _ = Reflect::delete_property(&c.context, &JsValue::from_str("consent"));
-            }
-        }
-        c.consent = preferences;
-    }
-    load_consented(core);
-}
-
-/// Loads destination plugins that now have consent.
-fn load_consented(core: &Shared) {
-    let ready: Vec<usize> = {
-        let c = core.borrow();
-        c.plugins
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.state == LoadState::Waiting)
-            .filter(|(_, p)| pipeline::consented(c.consent.as_ref(), &p.categories))
-            .map(|(i, _)| i)
-            .collect()
-    };
-    for i in ready {
-        load_plugin(core, i);
+/// Puts the consent preferences (or none) in each event's context.
+fn set_consent(core: &Shared, preferences: &JsValue) {
+    let c = core.borrow();
+    if preferences.is_object() {
+        let consent = Object::new();
+        js::set(&consent, "categoryPreferences", preferences);
+        js::set(&c.context, "consent", &consent);
+    } else {
+        let _ = Reflect::delete_property(&c.context, &JsValue::from_str("consent"));
     }
 }
 
-fn load_plugin(core: &Shared, index: usize) {
-    let (plugin, facade, ctx, device, vendor, timeout) = {
-        let mut c = core.borrow_mut();
-        c.plugins[index].state = LoadState::Loading;
-        let ctx = Reflect::construct(&c.context_class, &Array::of1(&Object::new()))
-            .unwrap_or(JsValue::NULL);
-        (
-            c.plugins[index].obj.clone(),
-            c.facade.clone(),
-            ctx,
-            c.plugins[index].device.clone(),
-            c.vendor.clone(),
-            c.device_timeout,
-        )
-    };
-    let started = match (device, js::method(&plugin, "load")) {
-        (Some(device), _) => Ok(future_to_promise(async move {
-            device
-                .load(&vendor, timeout)
-                .await
-                .map(|()| JsValue::UNDEFINED)
-        })),
-        (None, Some(f)) => js::call(&f, &plugin, &[ctx, facade]).map(|v| js::promise(&v)),
-        (None, None) => Ok(Promise::resolve(&JsValue::UNDEFINED)),
-    };
-    let shared = core.clone();
-    let done = future_to_promise(async move {
-        let outcome = match started {
-            Ok(p) => JsFuture::from(p).await,
-            Err(e) => Err(e),
-        };
-        let name = {
-            let mut c = shared.borrow_mut();
-            let p = &mut c.plugins[index];
-            p.state = if outcome.is_ok() {
-                LoadState::Loaded
-            } else {
-                LoadState::Failed
-            };
-            p.name.clone()
-        };
-        if let Err(e) = outcome {
-            report(
-                &shared,
-                &["destination ", &name, " failed to load"].concat(),
-                e,
-            );
-        }
-        Ok(JsValue::UNDEFINED)
-    });
-    let mut c = core.borrow_mut();
-    c.plugins[index].loading = Some(done.clone());
-    c.loads.push(done);
+/// The device-mode destination the pipeline knows by `index`.
+fn device_at(core: &Shared, index: &JsValue) -> Option<(String, Rc<device::Device>)> {
+    let i = index.as_f64()? as usize;
+    core.borrow().devices.get(i).cloned()
 }
 
 /// Runs one call of the public API, by name, with the page's arguments;
@@ -436,10 +312,13 @@ fn run(core: &Shared, method: &str, arguments: &Array) -> Result<JsValue, JsValu
     }
     let arg0 = a.arg(0);
     match method {
-        "ready" => Ok(ready(core, a.callback).into()),
         "reset" => {
             core.borrow_mut().identity.reset();
-            emit(core, "reset", &[]);
+            js::invoke(
+                &vendor(core),
+                "emit",
+                &["reset".into(), Array::new().into()],
+            )?;
             Ok(JsValue::UNDEFINED)
         }
         "setAnonymousId" => {
@@ -447,45 +326,6 @@ fn run(core: &Shared, method: &str, arguments: &Array) -> Result<JsValue, JsValu
                 core.borrow_mut().identity.set_anonymous_id(&id);
             }
             Ok(JsValue::from_str(core.borrow().identity.anonymous_id()))
-        }
-        "debug" => {
-            core.borrow_mut().debug = arg0.as_bool() != Some(false);
-            Ok(JsValue::UNDEFINED)
-        }
-        "on" | "once" => {
-            if let (true, Some(f)) = (arg0.is_string(), a.callback.clone()) {
-                let vendor = core.borrow().vendor.clone();
-                let once = JsValue::from_bool(method == "once");
-                js::invoke(&vendor, "on", &[arg0, f.into(), once])?;
-            }
-            Ok(JsValue::UNDEFINED)
-        }
-        "off" => {
-            if arg0.is_string() {
-                let vendor = core.borrow().vendor.clone();
-                let f = a.callback.clone().map_or(JsValue::UNDEFINED, JsValue::from);
-                js::invoke(&vendor, "off", &[arg0, f])?;
-            }
-            Ok(JsValue::UNDEFINED)
-        }
-        "addSourceMiddleware" => {
-            if let Some(f) = a.callback.clone() {
-                core.borrow_mut().source_middleware.push(f);
-            }
-            Ok(JsValue::UNDEFINED)
-        }
-        "addDestinationMiddleware" => {
-            if let (Some(name), Some(f)) = (arg0.as_string(), a.callback.clone()) {
-                core.borrow_mut().destination_middleware.push((name, f));
-            }
-            Ok(JsValue::UNDEFINED)
-        }
-        "register" => Ok(register(core, &a.args).into()),
-        "consent" => {
-            let prefs = js::as_object(&js::get(&arg0, "categoryPreferences"))
-                .or_else(|| js::as_object(&arg0));
-            set_consent(core, prefs);
-            Ok(JsValue::UNDEFINED)
         }
         "_userId" => Ok(core.borrow().identity.user_id_value()),
         "_anonymousId" => Ok(JsValue::from_str(core.borrow().identity.anonymous_id())),
@@ -497,79 +337,51 @@ fn run(core: &Shared, method: &str, arguments: &Array) -> Result<JsValue, JsValu
             .map(JsValue::from_str)
             .unwrap_or(JsValue::NULL)),
         "_groupTraits" => Ok(js::copy_or_new(Some(core.borrow().identity.group_traits())).into()),
-        _ => Err(JsValue::from_str(&["unknown method ", method].concat())),
-    }
-}
-
-/// `register(...plugins)`: each plugin is `{name, type, version, load,
-/// isLoaded, track, identify, ...}`; destination plugins load once they
-/// have consent (`consentCategories`).
-fn register(core: &Shared, plugins: &[JsValue]) -> Promise {
-    for p in plugins.iter().filter(|p| p.is_object()) {
-        let Some(kind) = js::get_str(p, "type").and_then(|t| PluginType::parse(&t)) else {
-            report(
-                core,
-                "a plugin without a valid type was not registered",
-                p.clone(),
-            );
-            continue;
-        };
-        let categories = js::strings(&js::get(p, "consentCategories"));
-        let index = {
-            let mut c = core.borrow_mut();
-            c.plugins.push(Plugin {
-                obj: p.clone(),
-                name: js::get_str(p, "name").unwrap_or_default(),
-                kind,
-                categories,
-                state: LoadState::Waiting,
-                loading: None,
-                device: None,
-            });
-            c.plugins.len() - 1
-        };
-        let allowed = {
-            let c = core.borrow();
-            kind != PluginType::Destination
-                || pipeline::consented(c.consent.as_ref(), &c.plugins[index].categories)
-        };
-        if allowed {
-            load_plugin(core, index);
-        }
-    }
-    let loads: Vec<Promise> = core.borrow().loads.clone();
-    future_to_promise(async move {
-        pipeline::settle_all(loads).await;
-        Ok(JsValue::UNDEFINED)
-    })
-}
-
-/// `ready(callback?)`: resolves once every destination has loaded, failed
-/// or timed out; one failing destination never holds it back.
-fn ready(core: &Shared, callback: Option<Function>) -> Promise {
-    let loads: Vec<Promise> = core.borrow().loads.clone();
-    let shared = core.clone();
-    future_to_promise(async move {
-        let all = future_to_promise(async move {
-            pipeline::settle_all(loads).await;
+        // From the pipeline (`web/vendor.js`).
+        "_consent" => {
+            set_consent(core, &arg0);
             Ok(JsValue::UNDEFINED)
-        });
-        let _ = JsFuture::from(pipeline::race(
-            all,
-            pipeline::timeout(READY_TIMEOUT_MS, JsValue::UNDEFINED),
-        ))
-        .await;
-        if let Some(cb) = callback
-            && let Err(e) = js::call(&cb, &JsValue::UNDEFINED, &[])
-        {
-            report(&shared, "a ready callback threw", e);
         }
-        emit(&shared, "ready", &[]);
-        Ok(JsValue::UNDEFINED)
-    })
+        "_enqueue" => {
+            let kind = arg0.as_string().and_then(|k| Kind::from_method(&k));
+            if let (Some(kind), Some(json)) = (kind, js::stringify(&a.arg(1))) {
+                let queue = core.borrow().queue.clone();
+                delivery::enqueue(&queue, json, kind.path());
+            }
+            Ok(JsValue::UNDEFINED)
+        }
+        "_deviceLoad" => {
+            let (_, device) = device_at(core, &arg0).ok_or(arg0)?;
+            let (vendor, timeout) = {
+                let c = core.borrow();
+                (c.vendor.clone(), c.device_timeout)
+            };
+            Ok(future_to_promise(async move {
+                device
+                    .load(&vendor, timeout)
+                    .await
+                    .map(|()| JsValue::UNDEFINED)
+            })
+            .into())
+        }
+        "_deviceSend" => {
+            let (name, device) = device_at(core, &arg0).ok_or(arg0)?;
+            if let Err(e) = device.send(&a.arg(1)) {
+                report(core, &["destination ", &name, " threw"].concat(), e);
+            }
+            Ok(JsValue::UNDEFINED)
+        }
+        // The rest of the API is the pipeline's.
+        _ => {
+            let f = js::method(&js::get(&vendor(core), "api"), method)
+                .ok_or_else(|| JsValue::from_str(&["unknown method ", method].concat()))?;
+            js::call(&f, &JsValue::UNDEFINED, &a.args)
+        }
+    }
 }
 
-/// Builds the event of a call and sends it through the pipeline.
+/// Builds the event of a call and hands it to the pipeline; resolves to
+/// its context once dispatched.
 fn dispatch_call(core: &Shared, kind: Kind, a: Call) -> Promise {
     let resolved: Option<Resolved> = match kind {
         Kind::Track => args::track(&a),
@@ -606,189 +418,12 @@ fn dispatch_call(core: &Shared, kind: Kind, a: Call) -> Promise {
         };
         event::build(kind, &r, &env)
     };
-    let shared = core.clone();
-    let callback = a.callback;
-    let done = future_to_promise(async move {
-        let ctx = dispatch(&shared, kind, event.into()).await;
-        Ok(ctx)
-    });
-    if let Some(cb) = callback {
-        // The callback runs when the event is dispatched, or after 300 ms.
-        let race = pipeline::race(
-            done.clone(),
-            pipeline::timeout(CALLBACK_TIMEOUT_MS, JsValue::UNDEFINED),
-        );
-        let shared = core.clone();
-        let then = Closure::once_into_js(move |ctx: JsValue| {
-            if let Err(e) = js::call(&cb, &JsValue::UNDEFINED, &[ctx]) {
-                report(&shared, "a callback threw", e);
-            }
-        });
-        let _ = js::then(&race, &then);
-    }
-    done
-}
-
-/// The pipeline: source middleware, before and enrichment plugins,
-/// destinations (plugins, each behind its destination middleware, and the
-/// tracking API), after plugins, then the page's listeners.
-async fn dispatch(core: &Shared, kind: Kind, event: JsValue) -> JsValue {
-    let (source_mw, plugins, context_class) = {
-        let c = core.borrow();
-        (
-            c.source_middleware.clone(),
-            c.plugins.clone(),
-            c.context_class.clone(),
-        )
-    };
-    let event = match pipeline::run_middleware(&source_mw, event.clone(), &[]).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return JsValue::NULL,
-        Err(e) => {
-            report(core, "source middleware threw", e);
-            event
-        }
-    };
-    let mut ctx = Reflect::construct(&context_class, &Array::of1(&event)).unwrap_or(JsValue::NULL);
-    for stage in [PluginType::Before, PluginType::Enrichment] {
-        for p in plugins.iter().filter(|p| p.kind == stage) {
-            match pipeline::run_plugin(&p.obj, kind.name(), ctx.clone()).await {
-                Ok(next) => ctx = next,
-                Err(e) => {
-                    report(core, &["plugin ", &p.name, " threw"].concat(), e);
-                    if stage == PluginType::Before {
-                        // A failing `before` plugin stops the event, as in analytics-next.
-                        return ctx;
-                    }
-                }
-            }
-        }
-    }
-    let event = js::get(&ctx, "event");
-    let integrations = js::get(&event, "integrations");
-
-    // The destination plugins this event is for: allowed by the call's
-    // integrations and by consent, and not failed to load.
-    let candidates: Vec<Plugin> = {
-        let c = core.borrow();
-        plugins
-            .iter()
-            .filter(|p| p.kind == PluginType::Destination)
-            .filter(|p| {
-                c.plugins.iter().find(|q| q.obj == p.obj).is_some_and(|q| {
-                    q.state != LoadState::Failed
-                        && pipeline::allowed(&integrations, &q.name)
-                        && pipeline::consented(c.consent.as_ref(), &q.categories)
-                })
-            })
-            .cloned()
-            .collect()
-    };
-
-    // Which destinations get the event in the browser and which are left
-    // to the server, so that none gets it twice. Settled before any wait
-    // for a destination, so the event is queued (and kept across a reload)
-    // at once.
-    let metadata = Object::new();
-    let mut bundled = vec!["Segment.io".to_string()];
-    bundled.extend(candidates.iter().map(|p| p.name.clone()));
-    js::set(&metadata, "bundled", &js::str_array(&bundled));
-    js::set(
-        &metadata,
-        "unbundled",
-        &core.borrow().unbundled.slice(0, u32::MAX),
-    );
-    js::set(&metadata, "bundledIds", &Array::new());
-    js::set(&event, "_metadata", &metadata);
-
-    // The tracking API: per-call `All: false` does not turn it off, only
-    // `'Segment.io': false` does (as in analytics-next).
-    if js::get(&integrations, "Segment.io").as_bool() != Some(false)
-        && let Some(json) = js::stringify(&event)
-    {
-        let queue = core.borrow().queue.clone();
-        delivery::enqueue(&queue, json, kind.path());
-    }
-
-    // Those still loading are waited for, as analytics-next buffers events
-    // for them; one that fails or times out is passed over.
-    let mut targets: Vec<(Plugin, Vec<Function>)> = Vec::new();
-    for p in candidates {
-        let loading = {
-            let c = core.borrow();
-            c.plugins
-                .iter()
-                .find(|q| q.obj == p.obj)
-                .and_then(|q| q.loading.clone())
-        };
-        let Some(loading) = loading else {
-            continue;
-        };
-        let waited = pipeline::race(
-            loading,
-            pipeline::timeout(READY_TIMEOUT_MS, JsValue::UNDEFINED),
-        );
-        let _ = JsFuture::from(waited).await;
-        let c = core.borrow();
-        if c.plugins.iter().find(|q| q.obj == p.obj).map(|q| q.state) != Some(LoadState::Loaded) {
-            continue;
-        }
-        let chain = c
-            .destination_middleware
-            .iter()
-            .filter(|(n, _)| n == &p.name)
-            .map(|(_, f)| f.clone())
-            .collect();
-        targets.push((p, chain));
-    }
-
-    // Destination plugins, side by side, each isolated.
-    let mut pending = Vec::new();
-    for (p, chain) in targets {
-        let copy = js::clone_json(&event);
-        let obj = p.obj.clone();
-        let device = p.device.clone();
-        let name = p.name.clone();
-        let class = context_class.clone();
-        let shared = core.clone();
-        pending.push(future_to_promise(async move {
-            let extra = [("destination", JsValue::from_str(&name))];
-            let result = match pipeline::run_middleware(&chain, copy, &extra).await {
-                Ok(Some(e)) => match device {
-                    Some(device) => device.send(&e),
-                    None => {
-                        let ctx =
-                            Reflect::construct(&class, &Array::of1(&e)).unwrap_or(JsValue::NULL);
-                        pipeline::run_plugin(&obj, kind.name(), ctx).await.map(drop)
-                    }
-                },
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                report(&shared, &["destination ", &name, " threw"].concat(), e);
-            }
-            Ok(JsValue::UNDEFINED)
-        }));
-    }
-    pipeline::settle_all(pending).await;
-
-    for p in plugins.iter().filter(|p| p.kind == PluginType::After) {
-        if let Err(e) = pipeline::run_plugin(&p.obj, kind.name(), ctx.clone()).await {
-            report(core, &["plugin ", &p.name, " threw"].concat(), e);
-        }
-    }
-    let listener_args = match kind {
-        Kind::Track => vec![js::get(&event, "event"), js::get(&event, "properties")],
-        Kind::Identify => vec![js::get(&event, "userId"), js::get(&event, "traits")],
-        Kind::Page | Kind::Screen => vec![
-            js::get(&event, "category"),
-            js::get(&event, "name"),
-            js::get(&event, "properties"),
-        ],
-        Kind::Group => vec![js::get(&event, "groupId"), js::get(&event, "traits")],
-        Kind::Alias => vec![js::get(&event, "userId"), js::get(&event, "previousId")],
-    };
-    emit(core, kind.name(), &listener_args);
-    ctx
+    let callback = a.callback.map_or(JsValue::UNDEFINED, JsValue::from);
+    js::invoke(
+        &vendor(core),
+        "dispatch",
+        &[kind.name().into(), event.into(), callback],
+    )
+    .map(|p| js::promise(&p))
+    .unwrap_or_else(|e| Promise::reject(&e))
 }

@@ -88,26 +88,22 @@ fn boot(write_key: &str, options: &str) {
     boot_with(&config, options);
 }
 
-/// The loader's helpers for device-mode vendors (`var vendor = {...}`).
+/// The loader's pipeline and helpers for vendors (`var vendor = {...}`).
 const VENDOR_JS: &str = include_str!("../../../web/vendor.js");
 
-/// Starts the library with `config` as the loader would: with its maker of
-/// vendor queueing functions and the module's exports.
+/// Starts the library with `config` as the loader would: with its pipeline,
+/// its helpers for vendor scripts and the module's exports.
 fn boot_with(config: &JsValue, options: &str) {
-    let context = js("e", "this.event = e");
-    // The loader's helpers for vendor scripts, as the loader has them.
     let vendor = Function::new_no_args(&[VENDOR_JS, "\nreturn vendor;"].concat())
         .call0(&JsValue::UNDEFINED)
         .unwrap();
-    start(
-        config,
-        &obj(options),
-        Object::new().into(),
-        context,
-        vendor,
-        &wasm_bindgen::exports(),
-    )
-    .unwrap();
+    // The loader hands the pipeline the module's `call`.
+    let module_call = wasm_bindgen::closure::Closure::<dyn Fn(String, Array) -> JsValue>::new(
+        |method: String, arguments: Array| call(&method, arguments),
+    );
+    Reflect::set(&vendor, &"call".into(), &module_call.into_js_value()).unwrap();
+    Reflect::set(&vendor, &"facade".into(), &Object::new()).unwrap();
+    start(config, &obj(options), vendor, &wasm_bindgen::exports()).unwrap();
 }
 
 async fn sleep(ms: i32) {
