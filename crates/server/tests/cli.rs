@@ -313,6 +313,14 @@ fn new_mixpanel(data: &Path, source: &str) -> String {
     text(&added, "id")
 }
 
+/// Adds a webhook connection to `url`, with more `add` arguments; its id.
+fn new_webhook(data: &Path, source: &str, url: &str, more: &[&str]) -> String {
+    let url = ["url=", url].concat();
+    let mut args = vec!["connections", "add", source, "webhook", "--set", &url];
+    args.extend_from_slice(more);
+    text(&json(data, &args), "id")
+}
+
 #[test]
 fn sources_round_trip_as_a_script_sees_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -1108,22 +1116,7 @@ fn deliveries_show_retry_discard_replay_and_test_from_the_command_line() {
     let data = dir.path();
     let receiver = Receiver::start();
     let source = new_source(data, "Shop");
-    let url = ["url=", &receiver.url()].concat();
-    let hook = text(
-        &json(
-            data,
-            &[
-                "connections",
-                "add",
-                &source,
-                "webhook",
-                "--set",
-                &url,
-                "--enable",
-            ],
-        ),
-        "id",
-    );
+    let hook = new_webhook(data, &source, &receiver.url(), &["--enable"]);
     let device = new_mixpanel(data, &source);
 
     let status = deliveries(data, &["status", &hook]);
@@ -1509,24 +1502,12 @@ fn secret_settings_are_sealed_at_rest_and_a_copy_of_the_database_opens_none() {
     let receiver = Receiver::start();
     let source = new_source(data, "Shop");
     let secret = "hunter2-signing-secret";
-    let url = ["url=", &receiver.url()].concat();
     let set_secret = ["sharedSecret=", secret].concat();
-    let hook = text(
-        &json(
-            data,
-            &[
-                "connections",
-                "add",
-                &source,
-                "webhook",
-                "--set",
-                &url,
-                "--set",
-                &set_secret,
-                "--enable",
-            ],
-        ),
-        "id",
+    let hook = new_webhook(
+        data,
+        &source,
+        &receiver.url(),
+        &["--set", &set_secret, "--enable"],
     );
 
     // What is stored is sealed, and no file of the database holds the
@@ -2047,20 +2028,7 @@ fn hostile_arguments_to_every_command_are_refused_safely_and_change_nothing() {
     let data = dir.path();
     let source = new_source(data, "Shop");
     let device = new_mixpanel(data, &source);
-    let hook = text(
-        &json(
-            data,
-            &[
-                "connections",
-                "add",
-                &source,
-                "webhook",
-                "--set",
-                "url=https://127.0.0.1:9/h",
-            ],
-        ),
-        "id",
-    );
+    let hook = new_webhook(data, &source, "https://127.0.0.1:9/h", &[]);
     let snapshot = || {
         (
             json(data, &["sources", "list"]),
